@@ -1,0 +1,1 @@
+"""Classifiers and segmenters trained on synthetic/real data; transfer experiments and reports."""

@@ -1,0 +1,163 @@
+"""The `synth` command line: thin Typer commands that build one config and call one function.
+
+Imports only typer at module level so `synth --help` stays instant; torch, bpy and friends are
+imported inside the command that needs them. User mistakes (`synth.UserError`) become a one-line
+`error: ...` on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from synth import UserError
+
+app = typer.Typer(
+    name="synth",
+    help="Labelled synthetic medical images: render, refine, augment, classify.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Bring real image collections into the synth dataset format.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def fail(message: str) -> None:
+    """Print a one-line error and exit 2 (the convention for usage errors)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+# --------------------------------------------------------------------------- render
+
+QUALITY_HELP = "Quality preset: draft (fast previews), default, or high. --samples overrides its sample count."
+
+
+@app.command()
+def render(
+    n: int = typer.Option(16, "--n", help="Number of frames."),
+    out: Path = typer.Option(Path("synth-data"), "--out", "-o", help="Dataset folder to write (or resume)."),
+    lesion_prob: float = typer.Option(0.5, "--lesion-prob", help="Fraction of frames with a visible lesion."),
+    seed: int = typer.Option(0, "--seed", help="Frame i depends only on (seed, i)."),
+    resolution: int = typer.Option(256, "--resolution", "-r", help="Square image size in pixels."),
+    quality: str = typer.Option("default", "--quality", help=QUALITY_HELP),
+    samples: Optional[int] = typer.Option(None, "--samples", help="Cycles samples per pixel (overrides --quality)."),
+    frames_per_scene: int = typer.Option(
+        4, "--frames-per-scene", help="Camera poses rendered per built lumen (more is faster, less varied)."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run found in --out."),
+    preview: bool = typer.Option(False, "--preview", help="Also write preview.png, a contact sheet of frames."),
+    workers: int = typer.Option(1, "--workers", "-w", help="Rendering processes on this machine."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: render only shard K of N (0-based)."),
+    backend: str = typer.Option("local", "--backend", help="local (processes here) or ray (a Ray cluster)."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address HOST:PORT (--backend ray)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, or gpu (Cycles CUDA/OptiX)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Cycles threads per process (default: cores/workers)."),
+    frames_per_process: int = typer.Option(
+        200, "--frames-per-process", help="Restart a rendering process after this many frames (keeps memory flat)."
+    ),
+    min_lesion_pixels: Optional[int] = typer.Option(
+        None, "--min-lesion-pixels", help="Visible pixels for the label 'lesion' (default: 0.2% of the frame)."
+    ),
+) -> None:
+    """Render procedural colonoscopy frames with labels, masks, depth and specs."""
+    from synth.generator.config import RenderConfig, parse_shard
+
+    try:
+        cfg = RenderConfig(
+            n=n, out=str(out), lesion_prob=lesion_prob, seed=seed, resolution=resolution, quality=quality,
+            samples=samples, frames_per_scene=frames_per_scene, device=device,
+            min_lesion_pixels=min_lesion_pixels,
+        )
+        cfg.validate()
+        shard_k, shard_n = parse_shard(shard)
+        from synth.generator.run import run_render
+
+        run_render(
+            cfg, overwrite=overwrite, preview=preview, workers=workers, shard=(shard_k, shard_n),
+            backend=backend, address=address, threads=threads, frames_per_process=frames_per_process,
+        )
+    except UserError as e:
+        fail(str(e))
+
+
+@app.command()
+def merge(
+    out: Path = typer.Argument(..., help="The dataset folder all shards wrote into."),
+    preview: bool = typer.Option(False, "--preview", help="Also write preview.png."),
+) -> None:
+    """Finalize a dataset rendered in shards: check every frame is there, write index, COCO and manifest."""
+    try:
+        from synth.generator.run import merge_shards
+
+        merge_shards(out, preview=preview)
+    except UserError as e:
+        fail(str(e))
+
+
+# --------------------------------------------------------------------------- data import
+
+
+@data_app.command("import")
+def data_import(
+    source: Path = typer.Argument(..., help="Folder (pairs/classes layout) or .npz file."),
+    out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to write."),
+    layout: str = typer.Option(
+        "auto", "--layout", help="pairs (images/ + masks/), classes (one folder per class), npz (MedMNIST), or auto."
+    ),
+    label: str = typer.Option("lesion", "--label", help="Label of every frame for --layout pairs."),
+    class_names: Optional[str] = typer.Option(None, "--class-names", help="Comma-separated class names, in order."),
+    split: str = typer.Option("train", "--split", help="npz split: train, val or test."),
+    resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Resize every image to NxN."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Import only the first N items (sorted)."),
+    seed: int = typer.Option(0, "--seed", help="Recorded for provenance; importing is deterministic."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset in --out."),
+) -> None:
+    """Import real images (Kvasir-SEG pairs, class folders, MedMNIST .npz) as a synth dataset."""
+    from synth.generator.importers import ImportConfig, class_names_arg, import_dataset
+
+    try:
+        if layout == "auto":
+            layout = "npz" if source.suffix == ".npz" else "pairs" if (source / "masks").is_dir() else "classes"
+        cfg = ImportConfig(
+            source=str(source), out=str(out), layout=layout, label=label, split=split,
+            class_names=class_names_arg(class_names), resolution=resolution, limit=limit, seed=seed,
+            overwrite=overwrite,
+        )
+        path = import_dataset(cfg)
+        from synth.generator.dataset import Dataset
+
+        ds = Dataset.open(path)
+        counts = ds.manifest["counts"]["per_class"]
+        typer.echo(f"imported {len(ds)} images into {path} ({', '.join(f'{k}: {v}' for k, v in counts.items())})")
+    except UserError as e:
+        fail(str(e))
+
+
+# --------------------------------------------------------------------------- other parts
+
+# Each part registers its own commands; these modules import only typer at top level.
+from synth.diffusion import commands as _diffusion_commands  # noqa: E402
+from synth.classifier import commands as _classifier_commands  # noqa: E402
+
+_diffusion_commands.register(app, fail)
+_classifier_commands.register(app, fail)
+
+
+def main() -> None:
+    try:
+        app()
+    except UserError as e:  # a user mistake that escaped a command's own handler
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: finished frames are kept; run the same command again to continue", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Diffusion models: train, sample, refine rendered frames toward real, augment. Imports torch lazily."""

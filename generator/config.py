@@ -1,0 +1,101 @@
+"""The configuration of a `synth render` run, its validation and quality presets. No bpy.
+
+The config is written to the output folder as `config.json`; a resumed run must carry the same
+config (the `FRAME_INDEPENDENT` keys aside), so frames of one folder always come from one recipe.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+from synth import UserError
+
+
+class ConfigError(UserError):
+    """An invalid option value."""
+
+
+# Samples per pixel, denoising and light-path limits per preset. Chosen by quality per second
+# (docs/BENCHMARKS.md): OpenImageDenoise on few samples beats many samples for the same time.
+QUALITY_PRESETS: dict[str, dict] = {
+    "draft": {"samples": 2, "denoise": False, "max_bounces": 2},
+    "default": {"samples": 4, "denoise": True, "max_bounces": 3},
+    "high": {"samples": 32, "denoise": True, "max_bounces": 6},
+}
+
+# Keys that may differ between runs writing one folder without changing any frame:
+# how the work is spread, never what is rendered.
+FRAME_INDEPENDENT = ("n", "out")
+
+
+@dataclass
+class RenderConfig:
+    n: int = 16
+    out: str = "synth-data"
+    lesion_prob: float = 0.5
+    seed: int = 0
+    resolution: int = 256
+    quality: str = "default"
+    samples: int | None = None
+    frames_per_scene: int = 4
+    device: str = "cpu"
+    min_lesion_pixels: int | None = None
+
+    def validate(self) -> "RenderConfig":
+        if not isinstance(self.n, int) or self.n <= 0:
+            raise ConfigError(f"--n must be a positive number of frames, got {self.n}")
+        if not 0.0 <= self.lesion_prob <= 1.0:
+            raise ConfigError(f"--lesion-prob must be between 0 and 1, got {self.lesion_prob}")
+        if self.resolution < 16 or self.resolution > 4096:
+            raise ConfigError(f"--resolution must be between 16 and 4096 pixels, got {self.resolution}")
+        if self.quality not in QUALITY_PRESETS:
+            raise ConfigError(f"--quality must be one of {', '.join(QUALITY_PRESETS)}, got {self.quality!r}")
+        if self.samples is not None and self.samples <= 0:
+            raise ConfigError(f"--samples must be positive, got {self.samples}")
+        if self.frames_per_scene <= 0:
+            raise ConfigError(f"--frames-per-scene must be positive, got {self.frames_per_scene}")
+        if self.device not in ("cpu", "gpu"):
+            raise ConfigError(f"--device must be cpu or gpu, got {self.device!r}")
+        if self.min_lesion_pixels is not None and self.min_lesion_pixels <= 0:
+            raise ConfigError(f"--min-lesion-pixels must be positive, got {self.min_lesion_pixels}")
+        if self.seed < 0:
+            raise ConfigError(f"--seed must be zero or positive, got {self.seed}")
+        return self
+
+    @property
+    def render_settings(self) -> dict:
+        preset = dict(QUALITY_PRESETS[self.quality])
+        if self.samples is not None:
+            preset["samples"] = self.samples
+        return preset
+
+    @property
+    def lesion_pixel_threshold(self) -> int:
+        """Mask pixels needed to call a frame 'lesion': by default 0.2 % of the frame, at least 4."""
+        if self.min_lesion_pixels is not None:
+            return self.min_lesion_pixels
+        return max(4, round(0.002 * self.resolution * self.resolution))
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """'K/N' -> (K, N), 0 <= K < N. None -> (0, 1)."""
+    if text is None:
+        return 0, 1
+    try:
+        k_s, n_s = text.split("/")
+        k, n = int(k_s), int(n_s)
+    except ValueError:
+        raise ConfigError(f"--shard must look like K/N (for example 0/4), got {text!r}") from None
+    if n <= 0 or not 0 <= k < n:
+        raise ConfigError(f"--shard K/N needs 0 <= K < N, got {text!r}")
+    return k, n
+
+
+def default_threads(workers: int) -> int:
+    """Cycles threads per process: the cores split evenly among workers."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, workers))
