@@ -252,6 +252,13 @@ class DatasetWriter:
         for name in self.FILES:
             (self.root / name).unlink(missing_ok=True)
 
+    @classmethod
+    def attach(cls, root: Path, class_names: Sequence[str]) -> "DatasetWriter":
+        """A writer for a folder another process prepared (a rendering worker): no config checks."""
+        self = cls.__new__(cls)
+        self.root, self.config, self.class_names = Path(root), None, list(class_names)
+        return self
+
     def done_ids(self) -> set[str]:
         return {p.stem for p in (self.root / "records").glob("*.json")}
 
@@ -331,8 +338,11 @@ def finalize_folder(
     root = Path(root)
     records = load_records(root)
     if expected_ids is not None:
+        expected = set(expected_ids)
         have = {r.id for r in records}
-        missing = sorted(set(expected_ids) - have)
+        missing = sorted(expected - have)
+        # Frames beyond a smaller --n of a re-run stay on disk but are not part of this dataset.
+        records = [r for r in records if r.id in expected]
         if missing:
             raise DatasetError(
                 f"{root} is missing {len(missing)} frame(s) (first: {missing[0]}); re-run the same command to render them"

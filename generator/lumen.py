@@ -1,0 +1,195 @@
+"""Colon lumen geometry as pure numpy: centreline, wall radius, mesh arrays and ray casting.
+
+No bpy. The same functions build the Blender mesh (blender_assets.lumen) and place lesions
+where the camera sees them (generator.spec), so what the sampler aims at is what is rendered.
+
+Units are centimetres. The lumen runs along +z from z=0 to z=`length`; the centreline wanders
+sideways as a sum of sinusoids. A wall point is addressed by (s, theta): s the arc parameter
+along z, theta the angle around the centreline in its parallel-transported frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+TAU = 2.0 * np.pi
+
+
+@dataclass(frozen=True)
+class LumenShape:
+    """The numbers that define one lumen (a sub-dict of the frame spec)."""
+
+    length: float
+    radius: float  # mean radius (cm)
+    radius_var: float  # relative slow variation of the radius along the lumen
+    radius_wavelength: float
+    radius_phase: float
+    bend_amp: tuple[float, ...]  # sideways amplitude per sinusoid, x then y
+    bend_wavelength: tuple[float, ...]
+    bend_phase: tuple[float, ...]
+    taeniae: float  # strength of the triangular cross-section (0: round)
+    taeniae_phase: float
+    fold_s: tuple[float, ...]  # positions of the haustral folds along the lumen
+    fold_depth: tuple[float, ...]  # relative depth of each fold (fraction of radius)
+    fold_width: tuple[float, ...]  # half-width (cm)
+    fold_sharpness: tuple[float, ...]  # exponent: 1 soft, 3 sharp ridge
+    fold_arc: tuple[float, ...]  # 0: full ring, 1: fold only between taeniae (semilunar)
+    wall_noise: float  # small irregularity of the wall, relative
+    wall_noise_phase: tuple[float, ...]
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LumenShape":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def centreline(shape: LumenShape, s: np.ndarray) -> np.ndarray:
+    """Points (len(s), 3) of the centreline at arc parameters s."""
+    s = np.asarray(s, dtype=np.float64)
+    half = len(shape.bend_amp) // 2
+    x = np.zeros_like(s)
+    y = np.zeros_like(s)
+    for i, (a, w, p) in enumerate(zip(shape.bend_amp, shape.bend_wavelength, shape.bend_phase)):
+        # Amplitude ramps in over the first few cm so the camera starts near the axis.
+        term = a * (np.sin(TAU * s / w + p) - np.sin(p)) * np.clip(s / 4.0, 0, 1)
+        if i < half:
+            x = x + term
+        else:
+            y = y + term
+    return np.stack([x, y, s], axis=-1)
+
+
+def frames(shape: LumenShape, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tangent, normal and binormal at each s (parallel transport: no twist, so theta is stable)."""
+    s = np.asarray(s, dtype=np.float64)
+    eps = 1e-3
+    t = centreline(shape, s + eps) - centreline(shape, s - eps)
+    t /= np.linalg.norm(t, axis=-1, keepdims=True)
+    n = np.empty_like(t)
+    b = np.empty_like(t)
+    ref = np.array([1.0, 0.0, 0.0])
+    prev = ref - t[0] * (ref @ t[0])
+    prev /= np.linalg.norm(prev)
+    for i in range(len(s)):
+        v = prev - t[i] * (prev @ t[i])
+        v /= np.linalg.norm(v)
+        n[i] = v
+        b[i] = np.cross(t[i], v)
+        prev = v
+    return t, n, b
+
+
+def radius(shape: LumenShape, s: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """Wall distance from the centreline at (s, theta); broadcasts."""
+    s = np.asarray(s, dtype=np.float64)
+    theta = np.asarray(theta, dtype=np.float64)
+    r = shape.radius * (1.0 + shape.radius_var * np.sin(TAU * s / shape.radius_wavelength + shape.radius_phase))
+    tri = np.cos(3.0 * (theta - shape.taeniae_phase))
+    r = r * (1.0 + shape.taeniae * tri)
+    fold = np.zeros(np.broadcast(s, theta).shape)
+    for fs, fd, fw, fp, fa in zip(shape.fold_s, shape.fold_depth, shape.fold_width, shape.fold_sharpness,
+                                  shape.fold_arc):
+        profile = np.exp(-np.abs((s - fs) / fw) ** (2.0 * fp) * 0.5 * fp)
+        # Semilunar folds are deepest between the taeniae (where tri is lowest).
+        around = 1.0 - fa * 0.5 * (1.0 + tri)
+        fold = np.maximum(fold, fd * profile * around)
+    r = r * (1.0 - fold)
+    p = shape.wall_noise_phase
+    noise = (np.sin(2.1 * theta + 0.9 * s + p[0]) * np.sin(1.3 * s + p[1]) + np.sin(5.0 * theta - 0.7 * s + p[2]) * 0.5)
+    return r * (1.0 + shape.wall_noise * noise)
+
+
+def mesh_arrays(shape: LumenShape, n_rings: int = 180, n_sides: int = 96):
+    """Vertices (n_rings*n_sides, 3), quad faces (…, 4) and UVs per vertex of the lumen wall.
+
+    UVs: u = theta / 2pi (wraps), v = s in cm, so textures have a physical scale.
+    """
+    s = np.linspace(0.0, shape.length, n_rings)
+    theta = np.linspace(0.0, TAU, n_sides, endpoint=False)
+    c = centreline(shape, s)
+    _, n, b = frames(shape, s)
+    r = radius(shape, s[:, None], theta[None, :])
+    offs = np.cos(theta)[None, :, None] * n[:, None, :] + np.sin(theta)[None, :, None] * b[:, None, :]
+    verts = c[:, None, :] + r[..., None] * offs
+    i = np.arange(n_rings - 1)[:, None]
+    j = np.arange(n_sides)[None, :]
+    jn = (j + 1) % n_sides
+    # Wound so normals point into the lumen (towards the camera).
+    faces = np.stack([i * n_sides + j, i * n_sides + jn, (i + 1) * n_sides + jn, (i + 1) * n_sides + j], axis=-1)
+    uv = np.stack(np.broadcast_arrays(theta[None, :] / TAU, s[:, None]), axis=-1)
+    return verts.reshape(-1, 3), faces.reshape(-1, 4), uv.reshape(-1, 2)
+
+
+class LumenSampler:
+    """Fast look-ups on one lumen: wall points, normals and ray casts, on a dense centreline table."""
+
+    def __init__(self, shape: LumenShape, step: float = 0.02):
+        self.shape = shape
+        self.s = np.arange(0.0, shape.length + step, step)
+        self.c = centreline(shape, self.s)
+        self.t, self.n, self.b = frames(shape, self.s)
+
+    def _nearest(self, p: np.ndarray) -> int:
+        # The lumen is mostly along z: search a window around z to keep this cheap and unambiguous.
+        k0 = int(np.clip(np.searchsorted(self.s, p[2]), 0, len(self.s) - 1))
+        lo, hi = max(0, k0 - 250), min(len(self.s), k0 + 250)
+        d = np.linalg.norm(self.c[lo:hi] - p, axis=1)
+        return lo + int(np.argmin(d))
+
+    def local(self, p: np.ndarray) -> tuple[float, float, float]:
+        """(s, theta, distance from centreline) of a point."""
+        k = self._nearest(p)
+        v = p - self.c[k]
+        v = v - self.t[k] * (v @ self.t[k])
+        theta = float(np.arctan2(v @ self.b[k], v @ self.n[k])) % TAU
+        return float(self.s[k]), theta, float(np.linalg.norm(v))
+
+    def inside(self, p: np.ndarray) -> float:
+        """Positive while p is inside the lumen: wall radius minus distance from the centreline."""
+        s, theta, d = self.local(p)
+        return float(radius(self.shape, s, theta)) - d
+
+    def wall_point(self, s: float, theta: float) -> np.ndarray:
+        k = int(np.clip(np.searchsorted(self.s, s), 0, len(self.s) - 1))
+        r = float(radius(self.shape, self.s[k], theta))
+        return self.c[k] + r * (np.cos(theta) * self.n[k] + np.sin(theta) * self.b[k])
+
+    def wall_normal(self, s: float, theta: float) -> np.ndarray:
+        """Unit normal of the wall at (s, theta), pointing into the lumen."""
+        ds, dt = 0.05, 0.02
+        p0 = self.wall_point(s, theta)
+        ps = self.wall_point(s + ds, theta) - self.wall_point(s - ds, theta)
+        pt = self.wall_point(s, theta + dt) - self.wall_point(s, theta - dt)
+        n = np.cross(ps, pt)
+        n /= np.linalg.norm(n)
+        k = int(np.clip(np.searchsorted(self.s, s), 0, len(self.s) - 1))
+        if n @ (self.c[k] - p0) < 0:
+            n = -n
+        return n
+
+    def ray_cast(self, origin: np.ndarray, direction: np.ndarray, max_dist: float = 30.0, step: float = 0.1):
+        """First wall hit of a ray from inside the lumen: (distance, s, theta) or None."""
+        d = direction / np.linalg.norm(direction)
+        prev_t, prev_f = 0.0, self.inside(origin)
+        if prev_f <= 0:
+            return None
+        t = step
+        while t <= max_dist:
+            p = origin + t * d
+            if p[2] < 0 or p[2] > self.shape.length:
+                return None
+            f = self.inside(p)
+            if f <= 0:
+                lo, hi = prev_t, t  # bisect the crossing
+                for _ in range(20):
+                    mid = 0.5 * (lo + hi)
+                    if self.inside(origin + mid * d) > 0:
+                        lo = mid
+                    else:
+                        hi = mid
+                s, theta, _ = self.local(origin + hi * d)
+                return hi, s, theta
+            prev_t, prev_f = t, f
+            t += step
+        return None

@@ -1,0 +1,111 @@
+"""Camera and scope effects applied to rendered passes: exposure, tone, field of view, artefacts.
+
+Pure numpy + OpenCV, no bpy. Every number comes from the spec's `artefacts` (with its own
+`post_seed` for noise), so post-processing is as reproducible as the render. The mask is kept
+pixel-exact with what is visible: pixels outside the field of view or under opaque residue are
+removed from it, and the label is decided on the final mask.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+
+def srgb_encode(linear: np.ndarray) -> np.ndarray:
+    linear = np.clip(linear, 0.0, 1.0)
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
+
+
+def fov_mask(size: int, shape: str, radius: float) -> np.ndarray:
+    """Boolean (size, size): True inside the scope's circular or octagonal field of view."""
+    c = (size - 1) / 2.0
+    yy, xx = np.mgrid[0:size, 0:size]
+    x, y = (xx - c) / (size / 2.0), (yy - c) / (size / 2.0)
+    if shape == "circle":
+        return x * x + y * y <= radius * radius
+    # Regular octagon: |x|, |y| <= r and |x| + |y| <= r * sqrt(2) * cos(pi/8) * ... (clipped corners)
+    return (np.abs(x) <= radius) & (np.abs(y) <= radius) & (np.abs(x) + np.abs(y) <= radius * 1.38)
+
+
+def _disc(size: int, x: float, y: float, r: float) -> tuple[np.ndarray, np.ndarray]:
+    """Squared normalised distance to a disc centre (x, y in [-1, 1]) and the disc radius in pixels."""
+    c = (size - 1) / 2.0
+    yy, xx = np.mgrid[0:size, 0:size]
+    cx, cy = c + x * size / 2.0, c - y * size / 2.0
+    rp = max(1.0, r * size)
+    return ((xx - cx) ** 2 + (yy - cy) ** 2) / (rp * rp), rp
+
+
+def apply(rgb_linear: np.ndarray, index: np.ndarray, art: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Final uint8 RGB image and uint8 instance mask from linear RGB and the object-index pass."""
+    size = rgb_linear.shape[0]
+    rng = np.random.default_rng(art["post_seed"])
+    # Auto gain, as endoscope processors do: the bright end of the view lands near white,
+    # then the spec's exposure bias moves it a little either way.
+    inside = fov_mask(size, art["fov_shape"], art["fov_radius"])
+    lum = rgb_linear[inside].mean(axis=1) if inside.any() else rgb_linear.reshape(-1, 3).mean(axis=1)
+    level = float(np.percentile(lum, 97)) if lum.size else 1.0
+    img = rgb_linear * (0.85 / max(level, 1e-4)) * (2.0 ** art["exposure"])
+    # Vignetting of the optics: radial cos^4-like falloff.
+    yy, xx = np.mgrid[0:size, 0:size]
+    r2 = ((xx - (size - 1) / 2) ** 2 + (yy - (size - 1) / 2) ** 2) / (size / 2) ** 2
+    img = img * (1.0 - art["vignetting"] * np.clip(r2, 0, 1.5) ** 1.5)[..., None]
+    img = srgb_encode(img) ** art["gamma"]
+
+    mask = np.rint(index).astype(np.int32)
+    mask = np.clip(mask, 0, 255).astype(np.uint8)
+
+    if art.get("fluid"):
+        f = art["fluid"]
+        # A translucent pool filling one side of the view.
+        d = (xx - size / 2) * math.cos(f["angle"]) + (yy - size / 2) * math.sin(f["angle"])
+        edge = size / 2 * (1 - 2 * f["extent"])
+        alpha = np.clip((d - edge) / (0.05 * size), 0, 1)[..., None] * f["opacity"]
+        img = img * (1 - alpha) + np.asarray(f["color"]) * alpha
+    for blob in art.get("residue", []):
+        d2, rp = _disc(size, blob["x"], blob["y"], blob["r"])
+        wobble = 1.0 + 0.25 * np.sin(np.arctan2(yy - size / 2, xx - size / 2) * 5 + blob["x"] * 10)
+        alpha = np.clip((1.0 - d2 / wobble) * 4.0, 0, 1)
+        shade = 0.7 + 0.3 * np.clip(1 - d2, 0, 1)
+        img = img * (1 - alpha[..., None]) + (np.asarray(blob["color"]) * shade[..., None]) * alpha[..., None]
+        mask[alpha > 0.5] = 0  # opaque residue hides what is under it
+    for b in art.get("bubbles", []):
+        d2, rp = _disc(size, b["x"], b["y"], b["r"])
+        d = np.sqrt(d2)
+        rim = np.exp(-((d - 1.0) ** 2) / (2 * (0.6 / rp + 0.06) ** 2)) * 0.35
+        glint_d2, _ = _disc(size, b["x"] - 0.4 * b["r"] * 2, b["y"] + 0.4 * b["r"] * 2, b["r"] * 0.25)
+        glint = np.exp(-glint_d2 * 2.0) * 0.8
+        img = img + (rim + glint)[..., None]
+
+    if art.get("motion_blur"):
+        mb = art["motion_blur"]
+        length = max(2, int(round(mb["length"] * size)))
+        k = np.zeros((length, length), np.float32)
+        k[length // 2, :] = 1.0
+        rot = cv2.getRotationMatrix2D(((length - 1) / 2, (length - 1) / 2), mb["angle"], 1.0)
+        k = cv2.warpAffine(k, rot, (length, length))
+        k /= max(k.sum(), 1e-6)
+        img = cv2.filter2D(img.astype(np.float32), -1, k, borderType=cv2.BORDER_REFLECT)
+    if art.get("defocus"):
+        sigma = art["defocus"]["sigma"] * size
+        img = cv2.GaussianBlur(img.astype(np.float32), (0, 0), sigma)
+
+    img = img + rng.normal(0.0, art["noise_sigma"], img.shape) * (0.5 + 0.5 * np.sqrt(np.clip(img, 0, 1)))
+    img = np.where(inside[..., None], img, 0.0)
+    mask[~inside] = 0
+    out = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+    if art.get("jpeg_quality"):
+        ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(art["jpeg_quality"])])
+        out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
+    return out, mask
+
+
+def depth_to_uint16(depth: np.ndarray, depth_scale_m: float, units_per_metre: float = 100.0) -> np.ndarray:
+    """Scene depth (Blender units = cm) to uint16 in steps of `depth_scale_m`; no hit -> 0."""
+    metres = depth / units_per_metre
+    q = np.rint(metres / depth_scale_m)
+    q[(depth > 1e5) | ~np.isfinite(depth)] = 0
+    return np.clip(q, 0, 65535).astype(np.uint16)

@@ -1,0 +1,328 @@
+"""Running `synth render`: split the missing frames into chunks, render them in worker processes
+(or Ray tasks), show one progress bar, then finalize the dataset. No bpy in this process.
+
+Safety: the output folder is prepared by `DatasetWriter` (a different run's folder is refused
+without --overwrite); frames are written atomically with their record last, so an interrupted or
+killed run keeps every finished frame and the same command renders only what is missing.
+Rendering processes are spawned, never forked, and replaced after `frames_per_process` frames
+so memory cannot pile up over long runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import typer
+
+from synth import UserError, __version__
+from synth.generator.config import FRAME_INDEPENDENT, ConfigError, RenderConfig, default_threads
+from synth.generator.dataset import DatasetError, DatasetWriter, finalize_folder, frame_id, read_json
+from synth.generator.worker import CLASS_NAMES, DEPTH_SCALE_M, render_chunk
+
+
+@dataclass
+class RunStats:
+    rendered: int = 0
+    seconds: float = 0.0
+    chunks: list[dict] = field(default_factory=list)
+    retries: int = 0
+
+
+def shard_indices(n: int, k: int, n_shards: int) -> range:
+    """Frames of shard k: a contiguous block, so shards rebuild as few lumens as possible."""
+    return range(k * n // n_shards, (k + 1) * n // n_shards)
+
+
+def make_chunks(indices: list[int], workers: int, frames_per_process: int, frames_per_scene: int) -> list[list[int]]:
+    """Contiguous chunks, at most `frames_per_process` long, enough to keep every worker busy."""
+    if not indices:
+        return []
+    size = min(frames_per_process, max(1, math.ceil(len(indices) / workers)))
+    if size >= frames_per_scene:  # align to scenes so a lumen is built once per chunk
+        size = size // frames_per_scene * frames_per_scene
+    return [indices[i:i + size] for i in range(0, len(indices), size)]
+
+
+def _clean_stale_temp(root: Path) -> None:
+    """Remove temp files a killed run left behind (they never look like finished files)."""
+    for sub in DatasetWriter.SUBDIRS:
+        for p in (root / sub).glob(".*.tmp"):
+            p.unlink(missing_ok=True)
+    for p in root.glob(".*.tmp"):
+        p.unlink(missing_ok=True)
+
+
+def _count_done(root: Path, wanted: set[str]) -> int:
+    return sum(1 for p in (root / "records").glob("*.json") if p.stem in wanted)
+
+
+def run_render(cfg: RenderConfig, *, overwrite: bool = False, preview: bool = False, workers: int = 1,
+               shard: tuple[int, int] = (0, 1), backend: str = "local", address: str | None = None,
+               threads: int | None = None, frames_per_process: int = 200, quiet: bool = False) -> dict | None:
+    """Render the frames of `cfg` (this shard's share) and finalize when the dataset is complete."""
+    cfg.validate()
+    if workers <= 0:
+        raise ConfigError(f"--workers must be positive, got {workers}")
+    if frames_per_process <= 0:
+        raise ConfigError(f"--frames-per-process must be positive, got {frames_per_process}")
+    if threads is not None and threads <= 0:
+        raise ConfigError(f"--threads must be positive, got {threads}")
+    if backend not in ("local", "ray"):
+        raise ConfigError(f"--backend must be local or ray, got {backend!r}")
+    if address and backend != "ray":
+        raise ConfigError("--address is for --backend ray")
+    root = Path(cfg.out)
+    writer = DatasetWriter(root, config=cfg.to_json(), class_names=CLASS_NAMES, overwrite=overwrite,
+                           config_keys_that_may_change=FRAME_INDEPENDENT)
+    _clean_stale_temp(root)
+    if cfg.device == "gpu":
+        _require_gpu()
+
+    k, n_shards = shard
+    mine = list(shard_indices(cfg.n, k, n_shards))
+    done = writer.done_ids()
+    todo = [i for i in mine if frame_id(i) not in done]
+    threads = threads or default_threads(workers)
+    chunks = make_chunks(todo, workers, frames_per_process, cfg.frames_per_scene)
+    say = (lambda *a, **kw: None) if quiet else typer.echo
+    if len(todo) < len(mine):
+        say(f"resuming: {len(mine) - len(todo)} of {len(mine)} frames already in {root}")
+
+    stats = RunStats()
+    t0 = time.perf_counter()
+    wanted = {frame_id(i) for i in mine}
+    if chunks:
+        if backend == "ray":
+            from synth.generator.ray_backend import run_chunks_ray
+
+            stats.chunks, stats.retries = run_chunks_ray(cfg.to_json(), chunks, threads, address,
+                                                        progress=_progress(root, wanted, len(mine), quiet))
+        else:
+            stats.chunks, stats.retries = _run_chunks_local(cfg.to_json(), chunks, workers, threads,
+                                                           progress=_progress(root, wanted, len(mine), quiet))
+    stats.seconds = time.perf_counter() - t0
+    stats.rendered = sum(c["frames"] for c in stats.chunks)
+
+    all_ids = [frame_id(i) for i in range(cfg.n)]
+    have = writer.done_ids()
+    if not set(all_ids) <= have:
+        missing = len(set(all_ids) - have)
+        say(f"shard {k}/{n_shards} done ({stats.rendered} frames rendered); {missing} frames of other shards "
+            f"are not in {root} yet: run `synth merge {root}` when every shard has finished")
+        return None
+    manifest = finalize_run(root, cfg, stats)
+    if preview:
+        write_preview(root)
+    _summary(say, root, manifest, stats)
+    return manifest
+
+
+def _run_chunks_local(cfg_json: dict, chunks: list[list[int]], workers: int, threads: int, progress):
+    """Render chunks in spawned processes, each used for one chunk then replaced.
+
+    A worker that dies (killed, out of memory) breaks the pool: finished frames are on disk, so
+    the remaining chunks are simply submitted again to a fresh pool, a bounded number of times.
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    results: list[dict] = []
+    pending = list(chunks)
+    retries = 0
+    with progress as bar:
+        while pending:
+            pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx,
+                                       max_tasks_per_child=1)
+            futures = {pool.submit(render_chunk, cfg_json, c, threads): c for c in pending}
+            pending = []
+            broken = False
+            try:
+                while futures:
+                    finished, _ = wait(list(futures), timeout=0.5, return_when=FIRST_COMPLETED)
+                    bar.update()
+                    for f in finished:
+                        chunk = futures.pop(f)
+                        try:
+                            results.append(f.result())
+                        except BrokenProcessPool:
+                            broken = True
+                            pending.append(chunk)
+            except KeyboardInterrupt:
+                _kill_pool(pool)
+                raise
+            finally:
+                pool.shutdown(wait=not broken, cancel_futures=True)
+            if pending:
+                retries += 1
+                if retries > 3:
+                    raise RuntimeError("rendering processes kept dying; see the messages above")
+                typer.echo(f"a rendering process died; rendering its {sum(map(len, pending))} unfinished "
+                           "frames again", err=True)
+        bar.update()
+    return results, retries
+
+
+def _kill_pool(pool: ProcessPoolExecutor) -> None:
+    for p in list(getattr(pool, "_processes", {}).values()):
+        try:
+            p.kill()
+        except Exception:
+            pass
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _progress:
+    """One bar for the whole run, fed by counting finished frame records on disk.
+
+    Counting records works the same for local processes, Ray tasks on other machines sharing the
+    folder, and resumed runs, and needs no channel back from the workers.
+    """
+
+    def __init__(self, root: Path, wanted: set[str], total: int, quiet: bool):
+        self.root, self.wanted, self.total, self.quiet = root, wanted, total, quiet
+        self._bar = None
+
+    def __enter__(self):
+        if not self.quiet:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+
+            self._bar = Progress(TextColumn("rendering"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"),
+                                 TimeRemainingColumn(), transient=False)
+            self._bar.start()
+            self._start_done = _count_done(self.root, self.wanted)
+            self._t0 = time.perf_counter()
+            self._task = self._bar.add_task("render", total=self.total, completed=self._start_done, rate="")
+        return self
+
+    def update(self) -> None:
+        if self._bar is None:
+            return
+        done = _count_done(self.root, self.wanted)
+        dt = time.perf_counter() - self._t0
+        rate = (done - self._start_done) / dt * 60 if dt > 0 else 0.0
+        self._bar.update(self._task, completed=done, rate=f"{rate:.1f} frames/min")
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self.update()
+            self._bar.stop()
+        return False
+
+
+def _require_gpu() -> None:
+    """Ask a throwaway spawned process (bpy stays out of this one) whether Cycles sees a GPU."""
+    import multiprocessing as mp
+
+    from synth.generator.worker import check_gpu
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+        try:
+            pool.submit(check_gpu).result()
+        except RuntimeError as e:
+            raise ConfigError(str(e)) from None
+
+
+def _versions() -> dict:
+    from importlib import metadata
+
+    out = {"synth": __version__, "python": platform.python_version()}
+    for pkg in ("bpy", "numpy", "opencv-python-headless"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def finalize_run(root: Path, cfg: RenderConfig, stats: RunStats | None = None) -> dict:
+    """index.jsonl, coco.json and manifest.json for a complete render run."""
+    ids = [frame_id(i) for i in range(cfg.n)]
+    man = {
+        "kind": "rendered",
+        "command": "synth render",
+        "argv": sys.argv,
+        "config": cfg.to_json(),
+        "seed": cfg.seed,
+        "versions": _versions(),
+        "depth_scale": DEPTH_SCALE_M,
+        "depth_units": "metres per unit of depth/ID.png; 0 = no surface",
+        "label_rule": f"lesion when the mask has >= {cfg.lesion_pixel_threshold} visible lesion pixels",
+        "lesion_pixel_threshold": cfg.lesion_pixel_threshold,
+    }
+    manifest = finalize_folder(root, manifest=man, class_names=CLASS_NAMES, expected_ids=ids)
+    per_class = manifest["counts"]["per_class"]
+    manifest["visible_lesion_fraction"] = per_class.get("lesion", 0) / max(1, manifest["counts"]["frames"])
+    from synth.generator.dataset import write_json
+
+    write_json(root / "manifest.json", manifest)
+    return manifest
+
+
+def merge_shards(out: Path, preview: bool = False) -> dict:
+    """Finalize a folder that several shards (machines, job-array tasks) rendered into."""
+    root = Path(out)
+    if not (root / "config.json").exists():
+        raise DatasetError(f"{root} holds no synth render run (no config.json)")
+    cfg = RenderConfig(**read_json(root / "config.json"))
+    manifest = finalize_run(root, cfg)
+    if preview:
+        write_preview(root)
+    _summary(typer.echo, root, manifest, None)
+    return manifest
+
+
+def _summary(say, root: Path, manifest: dict, stats: RunStats | None) -> None:
+    frames = manifest["counts"]["frames"]
+    say(f"dataset {root}: {frames} frames, visible-lesion fraction {manifest['visible_lesion_fraction']:.3f}")
+    if stats and stats.rendered:
+        spf = stats.seconds / stats.rendered
+        say(f"rendered {stats.rendered} frames in {stats.seconds:.1f} s: {spf:.2f} s/frame, "
+            f"{60 / spf:.1f} frames/min" + (f" ({stats.retries} retried after a worker died)" if stats.retries else ""))
+        per_worker: dict[str, list[float]] = {}
+        for c in stats.chunks:
+            if c["frames"]:
+                w = per_worker.setdefault(f"{c['host']}:{c['pid']}", [0, 0.0])
+                w[0] += c["frames"]
+                w[1] += c["seconds"]
+        if len(per_worker) > 1:
+            for name, (nf, sec) in sorted(per_worker.items()):
+                say(f"  worker {name}: {nf} frames, {nf / sec * 60:.1f} frames/min")
+
+
+def write_preview(root: Path, max_frames: int = 32, columns: int = 8) -> Path:
+    """preview.png: a contact sheet of the first frames, lesion outlines drawn in green."""
+    import cv2
+    import numpy as np
+
+    from synth.generator.dataset import Dataset, write_png
+
+    ds = Dataset.open(root)
+    tiles = []
+    for rec in ds.records[:max_frames]:
+        img = ds.image(rec).copy()
+        mask = ds.mask(rec)
+        contours, _ = cv2.findContours((mask > 0).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(img, contours, -1, (0, 255, 0), max(1, img.shape[0] // 128))
+        tiles.append(img)
+    if not tiles:
+        raise DatasetError(f"{root} has no frames to preview")
+    h, w = tiles[0].shape[:2]
+    rows = math.ceil(len(tiles) / columns)
+    cols = min(columns, len(tiles))
+    sheet = np.zeros((rows * h, cols * w, 3), np.uint8)
+    for i, t in enumerate(tiles):
+        r, c = divmod(i, cols)
+        sheet[r * h:(r + 1) * h, c * w:(c + 1) * w] = cv2.resize(t, (w, h)) if t.shape[:2] != (h, w) else t
+    write_png(root / "preview.png", sheet)
+    return root / "preview.png"

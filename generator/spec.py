@@ -1,0 +1,352 @@
+"""Seeded sampling of frame specs: everything random about a frame, decided before Blender runs.
+
+Pure numpy, no bpy. Frame i is a pure function of (config, seed, i): its generator is seeded with
+`np.random.SeedSequence([seed, STREAM, i])`, never with global state, so any frame can be
+sampled (and rendered) alone, in any worker, in any order. Frames are grouped into scenes of
+`frames_per_scene` consecutive frames that share one lumen (building geometry is the expensive
+part in Blender); the scene's numbers come from its own stream keyed by the scene index.
+
+A spec is a JSON-able dict. Rendering a spec gives the same frame, so it is written next to every
+frame as `specs/ID.json`.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import math
+
+import numpy as np
+
+from synth.generator.lumen import LumenSampler, LumenShape, TAU
+
+SPEC_VERSION = 1
+SCENE_STREAM, FRAME_STREAM = 0, 1
+
+
+def _rng(*key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([int(k) for k in key]))
+
+
+def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(rng.uniform(lo, hi))
+
+
+# --------------------------------------------------------------------------- scene
+
+
+def sample_scene(seed: int, scene_index: int) -> dict:
+    """The lumen and its mucosa, shared by the frames of one scene."""
+    rng = _rng(seed, SCENE_STREAM, scene_index)
+    length = 30.0
+    n_bends = 2
+    # Haustral folds: roughly periodic ring ridges with jitter.
+    spacing = _u(rng, 1.6, 3.2)
+    fold_s, s = [], _u(rng, 1.0, 2.5)
+    while s < length - 1.0:
+        fold_s.append(s)
+        s += spacing * _u(rng, 0.75, 1.3)
+    nf = len(fold_s)
+    lumen = {
+        "length": length,
+        "radius": _u(rng, 1.6, 2.6),
+        "radius_var": _u(rng, 0.0, 0.18),
+        "radius_wavelength": _u(rng, 6.0, 14.0),
+        "radius_phase": _u(rng, 0, TAU),
+        "bend_amp": [_u(rng, 0.5, 3.0) for _ in range(2 * n_bends)],
+        "bend_wavelength": [_u(rng, 12.0, 40.0) for _ in range(2 * n_bends)],
+        "bend_phase": [_u(rng, 0, TAU) for _ in range(2 * n_bends)],
+        "taeniae": _u(rng, 0.0, 0.14) if rng.random() < 0.6 else 0.0,
+        "taeniae_phase": _u(rng, 0, TAU),
+        "fold_s": fold_s,
+        "fold_depth": [_u(rng, 0.08, 0.42) for _ in range(nf)],
+        "fold_width": [_u(rng, 0.2, 0.55) for _ in range(nf)],
+        "fold_sharpness": [_u(rng, 1.0, 3.0) for _ in range(nf)],
+        "fold_arc": [_u(rng, 0.0, 0.9) for _ in range(nf)],
+        "wall_noise": _u(rng, 0.0, 0.05),
+        "wall_noise_phase": [_u(rng, 0, TAU) for _ in range(3)],
+    }
+    # Mucosa colour: pink to orange-red in HSV, then vessels darker and bluer.
+    hue = _u(rng, -0.02, 0.05) % 1.0
+    base = colorsys.hsv_to_rgb(hue, _u(rng, 0.45, 0.8), _u(rng, 0.55, 0.92))
+    vessel = colorsys.hsv_to_rgb((hue + _u(rng, -0.04, 0.01)) % 1.0, _u(rng, 0.7, 0.95), _u(rng, 0.25, 0.5))
+    mucosa = {
+        "base_color": [float(c) for c in base],
+        "color_variation": _u(rng, 0.05, 0.25),
+        "color_variation_scale": _u(rng, 0.2, 1.0),
+        "vessel_color": [float(c) for c in vessel],
+        "vessel_density": _u(rng, 0.6, 3.0),  # noise scale per cm: more = denser network
+        "vessel_width": _u(rng, 0.015, 0.06),
+        "vessel_contrast": _u(rng, 0.2, 0.85),
+        "vessel_distortion": _u(rng, 0.3, 1.5),
+        "roughness": _u(rng, 0.3, 0.6),
+        "coat_weight": _u(rng, 0.6, 1.0),
+        "coat_roughness": _u(rng, 0.02, 0.15),
+        "subsurface_weight": _u(rng, 0.05, 0.35),
+        "bump_strength": _u(rng, 0.05, 0.3),
+        "bump_scale": _u(rng, 3.0, 12.0),
+        "texture_offset": [_u(rng, 0, 100) for _ in range(3)],
+    }
+    return {"index": scene_index, "lumen": lumen, "mucosa": mucosa}
+
+
+# --------------------------------------------------------------------------- camera
+
+
+def _rotate(v: np.ndarray, axis: np.ndarray, angle: float) -> np.ndarray:
+    axis = axis / np.linalg.norm(axis)
+    return (v * math.cos(angle) + np.cross(axis, v) * math.sin(angle)
+            + axis * (axis @ v) * (1 - math.cos(angle)))
+
+
+def camera_basis(cam: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Forward, right and up unit vectors of a camera spec."""
+    f = np.asarray(cam["forward"], float)
+    up = np.asarray(cam["up"], float)
+    r = np.cross(f, up)
+    r /= np.linalg.norm(r)
+    return f, r, np.cross(r, f)
+
+
+def pixel_direction(cam: dict, x: float, y: float) -> np.ndarray:
+    """World direction of the ray through normalised image point (x, y) in [-1, 1] (y up)."""
+    f, r, u = camera_basis(cam)
+    rho = math.hypot(x, y)
+    if cam["lens"] == "fisheye":
+        alpha = rho * math.radians(cam["fov_deg"]) / 2.0  # equidistant: angle grows linearly
+    else:
+        alpha = math.atan(rho * math.tan(math.radians(cam["fov_deg"]) / 2.0))
+    if rho < 1e-9:
+        return f
+    phi = math.atan2(y, x)
+    side = math.cos(phi) * r + math.sin(phi) * u
+    return math.cos(alpha) * f + math.sin(alpha) * side
+
+
+def pixels_per_radian(cam: dict, resolution: int, rho: float) -> float:
+    """Image scale (pixels per radian of view angle) at normalised radius rho."""
+    half = resolution / 2.0
+    if cam["lens"] == "fisheye":
+        return half / (math.radians(cam["fov_deg"]) / 2.0)
+    t = math.tan(math.radians(cam["fov_deg"]) / 2.0)
+    alpha = math.atan(rho * t)
+    return half / t / math.cos(alpha) ** 2
+
+
+def sample_camera(rng: np.random.Generator, sampler: LumenSampler) -> dict:
+    shape = sampler.shape
+    s_cam = _u(rng, 1.0, 6.0)
+    k = int(np.searchsorted(sampler.s, s_cam))
+    c, t, n, b = sampler.c[k], sampler.t[k], sampler.n[k], sampler.b[k]
+    # Off-axis position: the scope is rarely centred.
+    ang, off = _u(rng, 0, TAU), _u(rng, 0.0, 0.45)
+    r_local = float(sampler.inside(c)) + 0.0
+    pos = c + off * r_local * (math.cos(ang) * n + math.sin(ang) * b)
+    toward_wall = rng.random() < 0.2
+    # Mostly looking down the lumen; sometimes turned toward the wall.
+    tilt = math.radians(_u(rng, 30, 65) if toward_wall else abs(rng.normal(0, 10)))
+    tilt_dir = _u(rng, 0, TAU)
+    axis = math.cos(tilt_dir) * n + math.sin(tilt_dir) * b
+    forward = _rotate(t, axis, tilt)
+    roll = _u(rng, 0, TAU)
+    up = _rotate(n - forward * (n @ forward), forward, roll)
+    up /= np.linalg.norm(up)
+    fisheye = rng.random() < 0.7
+    return {
+        "location": pos.tolist(),
+        "forward": (forward / np.linalg.norm(forward)).tolist(),
+        "up": up.tolist(),
+        "toward_wall": bool(toward_wall),
+        "lens": "fisheye" if fisheye else "perspective",
+        "fov_deg": _u(rng, 140, 170) if fisheye else _u(rng, 100, 125),
+        "clip_start": 0.05,
+    }
+
+
+# --------------------------------------------------------------------------- lesions
+
+LESION_TYPES = ("sessile", "pedunculated", "flat")
+LESION_TYPE_P = (0.5, 0.2, 0.3)
+
+
+def _lesion_color(rng: np.random.Generator, mucosa_rgb, kind: str) -> dict:
+    h, s, v = colorsys.rgb_to_hsv(*mucosa_rgb)
+    if kind == "flat" and rng.random() < 0.6:
+        # Serrated lesions: pale, yellowish mucus cap.
+        dh, ds, dv = _u(rng, 0.02, 0.07), _u(rng, 0.6, 0.9), _u(rng, 0.95, 1.12)
+    else:
+        # Adenomas: redder/darker or paler than the surrounding mucosa.
+        dh, ds, dv = _u(rng, -0.03, 0.03), _u(rng, 0.8, 1.35), _u(rng, 0.7, 1.2)
+    rgb = colorsys.hsv_to_rgb((h + dh) % 1.0, float(np.clip(s * ds, 0, 1)), float(np.clip(v * dv, 0, 1)))
+    return {"color": [float(c) for c in rgb], "hue_shift": dh, "saturation_scale": ds, "value_scale": dv}
+
+
+def sample_lesion(rng: np.random.Generator, sampler: LumenSampler, cam: dict, mucosa: dict,
+                  resolution: int, min_pixels: int, fov_radius: float, instance: int) -> dict | None:
+    """A lesion on a wall point the camera sees directly, big enough to be seen; None if none found."""
+    kind = str(rng.choice(LESION_TYPES, p=LESION_TYPE_P))
+    if kind == "sessile":
+        size, height = _u(rng, 0.2, 1.1), _u(rng, 0.35, 0.95)
+    elif kind == "pedunculated":
+        size, height = _u(rng, 0.25, 0.8), _u(rng, 0.8, 1.0)
+    else:
+        size, height = _u(rng, 0.35, 1.4), _u(rng, 0.04, 0.14)
+    origin = np.asarray(cam["location"], float)
+    les_stalk = _u(rng, 0.3, 1.0) if kind == "pedunculated" else 0.0
+    # Radius in pixels that makes the visible area comfortably exceed the label threshold.
+    need_px = max(3.0, 1.5 * math.sqrt(min_pixels / math.pi))
+    best = None
+    for _ in range(48):
+        rho = fov_radius * math.sqrt(_u(rng, 0.02, 0.75))
+        phi = _u(rng, 0, TAU)
+        x, y = rho * math.cos(phi), rho * math.sin(phi)
+        hit = sampler.ray_cast(origin, pixel_direction(cam, x, y), max_dist=14.0)
+        if hit is None:
+            continue
+        dist, s_hit, th_hit = hit
+        # Keep clear of the lens: a lesion (or a stalk) almost touching the scope fills the view.
+        reach = size * height + (les_stalk if kind == "pedunculated" else 0.0)
+        if dist < 1.2 + 1.5 * reach:
+            continue
+        ray = pixel_direction(cam, x, y)
+        facing = abs(float(ray @ sampler.wall_normal(s_hit, th_hit)))
+        # Projected area of the base: a disc of radius `size` seen from `dist` at incidence `facing`.
+        px = math.atan(size / dist) * pixels_per_radian(cam, resolution, rho) * math.sqrt(max(facing, 0.05))
+        if px >= need_px:
+            best = (dist, s_hit, th_hit, x, y)
+            break
+        # Too small from here: remember the biggest, grow the lesion toward it if nothing fits.
+        if best is None or px > best[-1]:
+            best = (dist, s_hit, th_hit, x, y, px)
+    if best is None:
+        return None
+    dist, s_hit, th_hit, x, y = best[:5]
+    if len(best) == 6:  # nothing fitted: scale the lesion so it still shows
+        size = min(1.6, size * need_px / max(best[5], 1e-6))
+        if les_stalk:
+            les_stalk = min(les_stalk, max(0.2, (dist - 1.2) / 1.5 - size * height))
+    pos = sampler.wall_point(s_hit, th_hit)
+    normal = sampler.wall_normal(s_hit, th_hit)
+    lesion = {
+        "instance": instance,
+        "type": kind,
+        "s": s_hit,
+        "theta": th_hit,
+        "location": pos.tolist(),
+        "normal": normal.tolist(),
+        "spin": _u(rng, 0, TAU),
+        "size": size,  # base radius, cm
+        "height": height,  # height / base radius
+        "elongation": _u(rng, 0.75, 1.3),
+        "lobes": int(rng.integers(3, 8)),
+        "lobulation": _u(rng, 0.0, 0.25),
+        "image_xy": [x, y],
+        "distance": dist,
+        "pit_scale": _u(rng, 15.0, 50.0),
+        "pit_strength": _u(rng, 0.1, 0.6),
+        "roughness": _u(rng, 0.25, 0.55),
+        **_lesion_color(rng, mucosa["base_color"], kind),
+    }
+    if kind == "pedunculated":
+        lesion["stalk_length"] = les_stalk
+        lesion["stalk_radius"] = _u(rng, 0.2, 0.4)  # of the head radius
+        lesion["stalk_tilt"] = _u(rng, 0.0, 0.7)
+        lesion["stalk_tilt_dir"] = _u(rng, 0, TAU)
+    return lesion
+
+
+# --------------------------------------------------------------------------- artefacts
+
+
+def sample_artefacts(rng: np.random.Generator) -> dict:
+    """2-D effects applied after rendering; sizes are fractions of the image width."""
+    a: dict = {
+        "fov_shape": "circle" if rng.random() < 0.6 else "octagon",
+        "fov_radius": _u(rng, 0.9, 1.02),
+        "vignetting": _u(rng, 0.15, 0.6),
+        "exposure": _u(rng, -0.5, 0.3),
+        "gamma": _u(rng, 0.9, 1.15),
+        "noise_sigma": _u(rng, 0.003, 0.03),
+        "post_seed": int(rng.integers(0, 2**31 - 1)),
+    }
+    a["motion_blur"] = {"length": _u(rng, 0.008, 0.04), "angle": _u(rng, 0, 180)} if rng.random() < 0.25 else None
+    a["defocus"] = {"sigma": _u(rng, 0.002, 0.008)} if rng.random() < 0.25 else None
+    a["jpeg_quality"] = int(rng.integers(55, 96)) if rng.random() < 0.6 else None
+    a["bubbles"] = (
+        [{"x": _u(rng, -0.7, 0.7), "y": _u(rng, -0.7, 0.7), "r": _u(rng, 0.006, 0.05)}
+         for _ in range(int(rng.integers(1, 10)))]
+        if rng.random() < 0.2 else []
+    )
+    a["fluid"] = (
+        {"angle": _u(rng, 0, TAU), "extent": _u(rng, 0.15, 0.45), "color": [_u(rng, 0.55, 0.8), _u(rng, 0.45, 0.65),
+                                                                              _u(rng, 0.15, 0.3)],
+         "opacity": _u(rng, 0.25, 0.6)}
+        if rng.random() < 0.15 else None
+    )
+    a["residue"] = (
+        [{"x": _u(rng, -0.75, 0.75), "y": _u(rng, -0.75, 0.75), "r": _u(rng, 0.01, 0.05),
+          "color": [_u(rng, 0.45, 0.7), _u(rng, 0.35, 0.55), _u(rng, 0.1, 0.25)]}
+         for _ in range(int(rng.integers(1, 6)))]
+        if rng.random() < 0.12 else []
+    )
+    return a
+
+
+# --------------------------------------------------------------------------- frame
+
+
+def frame_spec(*, seed: int, index: int, lesion_prob: float, resolution: int, frames_per_scene: int,
+               min_lesion_pixels: int, render: dict, scene: dict | None = None,
+               sampler: LumenSampler | None = None) -> dict:
+    """The complete spec of frame `index`. `scene`/`sampler` may be passed in to reuse work."""
+    scene_index = index // frames_per_scene
+    if scene is None:
+        scene = sample_scene(seed, scene_index)
+    if sampler is None:
+        sampler = LumenSampler(LumenShape.from_dict(scene["lumen"]))
+    rng = _rng(seed, FRAME_STREAM, index)
+    wants_lesion = bool(rng.random() < lesion_prob)
+    n_lesions = int(rng.choice([1, 2, 3], p=[0.8, 0.15, 0.05])) if wants_lesion else 0
+    cam = sample_camera(rng, sampler)
+    art = sample_artefacts(rng)
+    lesions = []
+    for k in range(n_lesions):
+        les = sample_lesion(rng, sampler, cam, scene["mucosa"], resolution, min_lesion_pixels,
+                            min(art["fov_radius"], 1.0) * 0.85, instance=k + 1)
+        if les is not None:
+            lesions.append(les)
+    light = {
+        "power": _u(rng, 25.0, 70.0),  # W; scene units are cm, inverse-square falloff darkens the far lumen
+        "radius": _u(rng, 0.05, 0.2),
+        "offset": [_u(rng, -0.15, 0.15), _u(rng, -0.15, 0.15)],
+        "count": int(rng.integers(1, 3)),
+        "color_temp": _u(rng, 0.0, 1.0),  # 0 neutral white, 1 slightly warm
+    }
+    return {
+        "spec_version": SPEC_VERSION,
+        "seed": seed,
+        "index": index,
+        "resolution": resolution,
+        "render": dict(render),
+        "wants_lesion": wants_lesion,
+        "scene": scene,
+        "camera": cam,
+        "light": light,
+        "lesions": lesions,
+        "artefacts": art,
+    }
+
+
+def frame_specs(*, seed: int, indices, lesion_prob: float, resolution: int, frames_per_scene: int,
+                min_lesion_pixels: int, render: dict):
+    """Specs for many frames, reusing each scene's lumen tables (same result as one at a time)."""
+    cache: dict[int, tuple[dict, LumenSampler]] = {}
+    for i in indices:
+        si = i // frames_per_scene
+        if si not in cache:
+            cache.clear()
+            sc = sample_scene(seed, si)
+            cache[si] = (sc, LumenSampler(LumenShape.from_dict(sc["lumen"])))
+        sc, sm = cache[si]
+        yield frame_spec(seed=seed, index=i, lesion_prob=lesion_prob, resolution=resolution,
+                         frames_per_scene=frames_per_scene, min_lesion_pixels=min_lesion_pixels,
+                         render=render, scene=sc, sampler=sm)
