@@ -2,8 +2,86 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import List, Optional
+
 import typer
+
+from synth import UserError
+
+SOURCE_HELP = ("NAME=DIR[:FRACTION][@WEIGHT], repeatable. FRACTION takes a stratified share of the folder "
+               "(with --seed); WEIGHT sets the source's share of each epoch's draws. Sources with the same "
+               "NAME are pooled.")
 
 
 def register(app: typer.Typer, fail) -> None:
     """Add this part's commands to the `synth` app. `fail(msg)` prints a one-line error and exits 2."""
+
+    @app.command()
+    def classify(
+        train: List[str] = typer.Option([], "--train", help="Training data: " + SOURCE_HELP),
+        test: List[str] = typer.Option([], "--test", help="Test data (NAME=DIR); folders also in --train are "
+                                                          "split by frame (--holdout)."),
+        out: Path = typer.Option(Path("runs/classify"), "--out", "-o", help="Report folder to write."),
+        model: str = typer.Option("smallcnn", "--model", "-m",
+                                  help="smallcnn, resnet18, vit-tiny, vit-micro, or unet (segmentation)."),
+        protocol: str = typer.Option("single", "--protocol",
+                                     help="single (train on --train), finetune (--pretrain then --train), "
+                                          "or curve (transfer curve over fractions of --curve-source)."),
+        pretrain: List[str] = typer.Option([], "--pretrain", help="Data to pretrain on first: " + SOURCE_HELP),
+        epochs: int = typer.Option(5, "--epochs", help="Epochs of training (fine-tuning for finetune)."),
+        pretrain_epochs: Optional[int] = typer.Option(None, "--pretrain-epochs", help="Epochs of pretraining "
+                                                                                     "(default: --epochs)."),
+        batch_size: int = typer.Option(64, "--batch-size", help="Images per step."),
+        lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default per model)."),
+        finetune_lr: Optional[float] = typer.Option(None, "--finetune-lr", help="Learning rate after pretraining "
+                                                                                "(default: --lr)."),
+        size: int = typer.Option(128, "--size", help="Images are resized to SIZE x SIZE."),
+        fov: str = typer.Option("circle", "--fov", help="circle: black outside one centred circle for every "
+                                                        "image (removes border/UI cues); none."),
+        fov_radius: float = typer.Option(0.44, "--fov-radius", help="Circle radius as a fraction of the side."),
+        holdout: float = typer.Option(0.3, "--holdout", help="Share of a folder held out for testing when it is "
+                                                             "both --train and --test."),
+        augment: float = typer.Option(0.0, "--augment", help="Classical baseline: add this fraction of "
+                                                             "flipped/rotated/cropped copies (0.2, 0.5)."),
+        online_aug: bool = typer.Option(False, "--online-aug", help="Random flips, rotations and colour jitter "
+                                                                    "every batch."),
+        pretrained: bool = typer.Option(False, "--pretrained", help="ResNet-18: ImageNet weights from the torch "
+                                                                    "hub cache if there (no download)."),
+        weights: Optional[Path] = typer.Option(None, "--weights", help="Initial weights file (state dict)."),
+        freeze_backbone: bool = typer.Option(False, "--freeze-backbone", help="Train only the last layer."),
+        positive: Optional[str] = typer.Option(None, "--positive", help="Positive class for sensitivity/AUC "
+                                                                        "(default: lesion, else the last class)."),
+        curve: Optional[str] = typer.Option(None, "--curve", help="Comma-separated fractions for --protocol curve "
+                                                                  "(default 0,0.01,0.05,0.1,0.25,1)."),
+        curve_source: str = typer.Option("real", "--curve-source", help="Name of the --train sources the "
+                                                                        "curve varies."),
+        threads: int = typer.Option(2, "--threads", help="CPU threads for torch and image decoding."),
+        eval_each_epoch: bool = typer.Option(True, "--eval-each-epoch/--eval-at-end",
+                                             help="Test after every epoch (for the plots) or only at the end."),
+        save_model: bool = typer.Option(False, "--save-model", help="Also write model.pt into the report."),
+        seed: int = typer.Option(0, "--seed", help="Same seed: same splits, weights, batches and numbers."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report folder."),
+    ) -> None:
+        """Train on some dataset folders, test on others (e.g. rendered -> real), write a report."""
+        try:
+            from synth.classifier.train import DEFAULT_CURVE, ClassifyConfig, run_classify
+
+            fractions = list(DEFAULT_CURVE)
+            if curve:
+                try:
+                    fractions = [float(t) for t in curve.split(",") if t.strip()]
+                except ValueError:
+                    raise UserError(f"--curve {curve!r}: give comma-separated fractions like 0,0.1,1") from None
+            cfg = ClassifyConfig(
+                train=list(train), test=list(test), out=str(out), model=model, protocol=protocol,
+                pretrain=list(pretrain), epochs=epochs, pretrain_epochs=pretrain_epochs, batch_size=batch_size,
+                lr=lr, finetune_lr=finetune_lr, size=size, fov=fov, fov_radius=fov_radius, holdout=holdout,
+                seed=seed, augment=augment, online_aug=online_aug, pretrained=pretrained,
+                weights=str(weights) if weights else None, freeze_backbone=freeze_backbone, positive=positive,
+                curve_fractions=fractions, curve_source=curve_source, threads=threads,
+                eval_each_epoch=eval_each_epoch, save_model=save_model, overwrite=overwrite,
+            )
+            run_classify(cfg, log=typer.echo)
+        except UserError as e:
+            fail(str(e))

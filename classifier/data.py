@@ -1,0 +1,388 @@
+"""Training and test data for `synth classify`: sources, splits, field-of-view mask, tensors.
+
+A *source* is one dataset folder given on the command line as ``NAME=DIR[:FRACTION][@WEIGHT]``:
+``synthetic=runs/render`` (every frame), ``real=data/kvasir:0.1`` (10 % of its frames, stratified
+by label with ``--seed``), ``real=DIR@2`` (its frames drawn twice as often per epoch). Sources that
+share a name are pooled: ``--test real=kvasir --test real=cpchild`` is one test set called "real".
+
+Honest splits: a folder that appears both in ``--train`` and ``--test`` is split by frame id
+with the seed into a training pool and a held-out test part (``holdout``); training fractions
+are drawn from the pool only, and `check_disjoint` refuses to go on if any image file is in
+both. Every frame id used is recorded in the report.
+
+Every image, real or rendered, goes through the same resize and the same circular field-of-view
+mask (black outside a centred circle) at train and test time, so a model cannot tell data sets
+apart by their borders or on-screen text (Kvasir-SEG has both, CP-CHILD neither).
+
+Reading goes through `synth.generator.dataset.Dataset` only; this module never knows the layout.
+"""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from synth import UserError
+from synth.generator.dataset import Dataset, DatasetError
+from synth.generator.importers import stratified_split
+
+
+class ClassifyError(UserError):
+    """A mistake in what `synth classify` was asked to do (bad sources, classes, options)."""
+
+
+# --------------------------------------------------------------------------- sources
+
+_SPEC = re.compile(r"^(?:(?P<name>[A-Za-z0-9_.-]+)=)?(?P<path>.+?)(?::(?P<frac>[0-9.eE+-]+))?(?:@(?P<weight>[0-9.eE+-]+))?$")
+
+
+@dataclass
+class SourceSpec:
+    """One ``NAME=DIR[:FRACTION][@WEIGHT]`` option."""
+
+    name: str
+    path: str
+    fraction: float = 1.0
+    weight: float | None = None  # relative sampling weight of the whole source; None: by size
+
+    @classmethod
+    def parse(cls, text: str, *, default_name: str) -> "SourceSpec":
+        m = _SPEC.match(text.strip())
+        if not m:
+            raise ClassifyError(f"cannot read source {text!r}; write NAME=DIR[:FRACTION][@WEIGHT]")
+        name = m.group("name") or default_name
+        try:
+            frac = float(m.group("frac")) if m.group("frac") else 1.0
+            weight = float(m.group("weight")) if m.group("weight") else None
+        except ValueError:
+            raise ClassifyError(f"cannot read the fraction or weight in {text!r}") from None
+        if not 0.0 <= frac <= 1.0:
+            raise ClassifyError(f"fraction {frac} in {text!r} must be between 0 and 1")
+        if weight is not None and weight <= 0:
+            raise ClassifyError(f"weight {weight} in {text!r} must be positive")
+        return cls(name=name, path=m.group("path"), fraction=frac, weight=weight)
+
+    def __str__(self) -> str:
+        s = f"{self.name}={self.path}"
+        if self.fraction != 1.0:
+            s += f":{self.fraction:g}"
+        if self.weight is not None:
+            s += f"@{self.weight:g}"
+        return s
+
+
+@dataclass
+class Selection:
+    """The frames of one dataset folder chosen for one role (train or test)."""
+
+    spec: SourceSpec
+    dataset: Dataset
+    indices: np.ndarray  # into dataset.records
+
+    @property
+    def ids(self) -> list[str]:
+        return [self.dataset.records[i].id for i in self.indices]
+
+    def labels(self) -> list[str]:
+        return [self.dataset.records[i].label for i in self.indices]
+
+    def describe(self) -> dict:
+        labels = self.labels()
+        return {
+            "name": self.spec.name,
+            "path": str(self.dataset.root),
+            "kind": self.dataset.manifest.get("kind"),
+            "fraction": self.spec.fraction,
+            "weight": self.spec.weight,
+            "frames": len(self.indices),
+            "per_class": {c: labels.count(c) for c in sorted(set(labels))},
+            "ids": self.ids,
+        }
+
+
+def open_dataset(path: str) -> Dataset:
+    ds = Dataset.open(path)
+    if len(ds) == 0:
+        raise ClassifyError(f"dataset {path} has no frames; render or import some first")
+    return ds
+
+
+def class_names_of(datasets: Sequence[Dataset], role: str) -> list[str]:
+    """The one list of class names shared by `datasets`, or a one-line error naming the odd one."""
+    first = datasets[0]
+    for ds in datasets[1:]:
+        if ds.class_names != first.class_names:
+            raise ClassifyError(
+                f"{role} datasets disagree on classes: {first.root} has {first.class_names}, "
+                f"{ds.root} has {ds.class_names}; import them with the same --class-names"
+            )
+    return first.class_names
+
+
+def select_sources(
+    train: Sequence[SourceSpec],
+    test: Sequence[SourceSpec],
+    *,
+    seed: int,
+    holdout: float,
+    require_masks: bool = False,
+) -> tuple[list[str], list[Selection], list[Selection]]:
+    """Open every folder, check classes, split shared folders, and apply fractions.
+
+    Returns (class names, training selections, test selections).
+    """
+    if not train:
+        raise ClassifyError("no training data: give at least one --train NAME=DIR")
+    if not test:
+        raise ClassifyError("no test set: give at least one --test NAME=DIR (e.g. --test real=DIR)")
+    if not 0.0 < holdout < 1.0:
+        raise ClassifyError(f"--holdout {holdout} must be between 0 and 1")
+    opened: dict[Path, Dataset] = {}
+
+    def get(spec: SourceSpec) -> Dataset:
+        key = Path(spec.path).resolve()
+        if key not in opened:
+            opened[key] = open_dataset(spec.path)
+        return opened[key]
+
+    train_ds = [get(s) for s in train]
+    test_ds = [get(s) for s in test]
+    names = class_names_of(train_ds, "training")
+    test_names = class_names_of(test_ds, "test")
+    if test_names != names:
+        raise ClassifyError(
+            f"training classes {names} differ from test classes {test_names}; "
+            "the classes must match by name (import with the same --class-names)"
+        )
+    if len(names) < 2 and not require_masks:
+        raise ClassifyError(f"a classifier needs at least two classes; the data has {names}")
+    for role, specs in (("--train", train), ("--test", test)):
+        seen = set()
+        for s in specs:
+            key = Path(s.path).resolve()
+            if key in seen:
+                raise ClassifyError(f"{s.path} is given twice as {role}; give each folder once")
+            seen.add(key)
+    if require_masks:
+        for ds in train_ds + test_ds:
+            if not ds.has_masks():
+                raise ClassifyError(f"{ds.root} has no masks; segmentation needs masked frames "
+                                    "(rendered frames or `synth data import --layout pairs`)")
+
+    test_keys = {Path(s.path).resolve() for s in test}
+    train_keys = {Path(s.path).resolve() for s in train}
+    train_sel, test_sel = [], []
+    for spec, ds in zip(test, test_ds):
+        idx = np.arange(len(ds))
+        if Path(spec.path).resolve() in train_keys:
+            # Shared folder: the held-out part is the test set, the rest is the training pool.
+            _, idx = stratified_split(ds.labels(), [1.0 - holdout, holdout], seed)
+        if spec.fraction < 1.0:
+            idx = _fraction(ds, idx, spec.fraction, seed)
+        test_sel.append(Selection(spec, ds, idx))
+    for spec, ds in zip(train, train_ds):
+        idx = np.arange(len(ds))
+        if Path(spec.path).resolve() in test_keys:
+            idx, _ = stratified_split(ds.labels(), [1.0 - holdout, holdout], seed)
+        idx = _fraction(ds, idx, spec.fraction, seed)
+        train_sel.append(Selection(spec, ds, idx))
+    for sel in test_sel:
+        if len(sel.indices) == 0:
+            raise ClassifyError(f"test source {sel.spec} selects no frames")
+    check_disjoint(train_sel, test_sel)
+    return names, train_sel, test_sel
+
+
+def _fraction(ds: Dataset, idx: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A stratified `fraction` of `idx`. Nested in the fraction for a fixed seed (1 % is inside 5 %)."""
+    if fraction >= 1.0:
+        return idx
+    if fraction <= 0.0:
+        return idx[:0]
+    labels = [ds.records[i].label for i in idx]
+    # stratified_split shuffles each class the same way whatever the fractions, so the
+    # first `fraction` of a class is always a prefix of a larger fraction's share.
+    part, _ = stratified_split(labels, [fraction, 1.0 - fraction], seed)
+    return idx[part]
+
+
+def check_disjoint(train: Sequence[Selection], test: Sequence[Selection]) -> None:
+    """Refuse to train and test on the same image file (by resolved path)."""
+    train_files = {(s.dataset.root / s.dataset.records[i].image).resolve() for s in train for i in s.indices}
+    for s in test:
+        for i in s.indices:
+            if (s.dataset.root / s.dataset.records[i].image).resolve() in train_files:
+                raise ClassifyError(f"frame {s.dataset.records[i].id} of {s.dataset.root} is in both the "
+                                    "training and the test data; use separate folders or --holdout")
+
+
+# --------------------------------------------------------------------------- images
+
+
+def fov_mask(size: int, radius: float) -> np.ndarray:
+    """A (size, size) bool mask: True inside a centred circle of `radius` x size pixels."""
+    c = (size - 1) / 2.0
+    yy, xx = np.mgrid[0:size, 0:size]
+    return (yy - c) ** 2 + (xx - c) ** 2 <= (radius * size) ** 2
+
+
+@dataclass
+class Arrays:
+    """Images (N, 3, S, S) uint8, class indices (N,), optional binary masks (N, S, S) uint8,
+    sampling weights (N,), and where each row came from."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    masks: np.ndarray | None
+    weights: np.ndarray
+    origin: list[tuple[str, str, str]] = field(default_factory=list)  # (source name, folder, frame id)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, rows) -> "Arrays":
+        rows = np.asarray(rows, np.int64)
+        return Arrays(self.images[rows], self.labels[rows], None if self.masks is None else self.masks[rows],
+                      self.weights[rows], [self.origin[i] for i in rows])
+
+    def row_of(self) -> dict[tuple[str, str], int]:
+        """(folder, frame id) -> row, to pick the rows of a sub-selection without decoding again."""
+        return {(o[1], o[2]): k for k, o in enumerate(self.origin)}
+
+
+def load_arrays(
+    selections: Sequence[Selection],
+    class_names: Sequence[str],
+    *,
+    size: int,
+    fov: str = "circle",
+    fov_radius: float = 0.44,
+    with_masks: bool = False,
+    threads: int = 2,
+) -> Arrays:
+    """Decode, resize and field-of-view-mask every selected frame into memory.
+
+    Data sets here are small (thousands of frames at 128 px is a few hundred MB), so decoding
+    once beats decoding every epoch on a 2-core machine.
+    """
+    import cv2
+
+    if fov not in ("circle", "none"):
+        raise ClassifyError(f"--fov {fov!r}: choose circle or none")
+    keep = fov_mask(size, fov_radius) if fov == "circle" else None
+    jobs = [(sel, i) for sel in selections for i in sel.indices]
+
+    def one(job):
+        sel, i = job
+        rec = sel.dataset.records[i]
+        img = sel.dataset.image(rec)
+        interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_LINEAR
+        img = cv2.resize(img, (size, size), interpolation=interp) if img.shape[:2] != (size, size) else img
+        m = None
+        if with_masks:
+            m = (sel.dataset.mask(rec) > 0).astype(np.uint8)
+            m = cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST) if m.shape != (size, size) else m
+        if keep is not None:
+            img = img * keep[..., None].astype(np.uint8)
+            if m is not None:
+                m = m * keep.astype(np.uint8)
+        return img, m
+
+    try:
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            out = list(pool.map(one, jobs))
+    except DatasetError:
+        raise
+    n = len(out)
+    images = np.zeros((n, 3, size, size), np.uint8)
+    masks = np.zeros((n, size, size), np.uint8) if with_masks else None
+    for k, (img, m) in enumerate(out):
+        images[k] = img.transpose(2, 0, 1)
+        if masks is not None:
+            masks[k] = m
+    labels = np.array([class_names.index(sel.dataset.records[i].label) for sel, i in jobs], np.int64)
+    # Per-row sampling weight: a source with @W gets W of the epoch's draws in total
+    # (shared evenly among its frames); sources without a weight count by their size.
+    weights = np.ones(n, np.float64)
+    total = sum(len(s.indices) for s in selections)
+    start = 0
+    for sel in selections:
+        k = len(sel.indices)
+        if sel.spec.weight is not None and k:
+            weights[start:start + k] = sel.spec.weight * total / k
+        start += k
+    origin = [(sel.spec.name, str(sel.dataset.root), sel.dataset.records[i].id) for sel, i in jobs]
+    return Arrays(images, labels, masks, weights, origin)
+
+
+# --------------------------------------------------------------------------- augmentation
+
+
+def classical_augment(arrays: Arrays, fraction: float, *, seed: int, fov: str, fov_radius: float) -> Arrays:
+    """The classical baseline: add `fraction` x N augmented copies (flip, rotate, resized crop).
+
+    Copies are made once, before training, from randomly chosen training images (a fixed seed),
+    so "20 % augmentation" means a training set 1.2 times as large. The field-of-view mask is
+    applied again afterwards: a rotated border must not become a new cue.
+    """
+    import torch
+    from torchvision.transforms import v2
+
+    if fraction <= 0:
+        return arrays
+    n_new = int(round(fraction * len(arrays)))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 20_03]))
+    pick = rng.choice(len(arrays), size=n_new, replace=n_new > len(arrays))
+    size = arrays.images.shape[-1]
+    tf = v2.Compose([
+        v2.RandomHorizontalFlip(),
+        v2.RandomRotation(20),
+        v2.RandomResizedCrop(size, scale=(0.7, 1.0), antialias=True),
+    ])
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(int(rng.integers(2**31)))
+    new = np.stack([tf(torch.from_numpy(arrays.images[i])).numpy() for i in pick]) if n_new else arrays.images[:0]
+    new_masks = None
+    torch.random.set_rng_state(gen_state)
+    if fov == "circle":
+        new = new * fov_mask(size, fov_radius)[None, None].astype(np.uint8)
+    if arrays.masks is not None:
+        new_masks = arrays.masks[pick]  # segmentation does not use this baseline; keep shapes aligned
+    return Arrays(
+        images=np.concatenate([arrays.images, new]),
+        labels=np.concatenate([arrays.labels, arrays.labels[pick]]),
+        masks=None if arrays.masks is None else np.concatenate([arrays.masks, new_masks]),
+        weights=np.concatenate([arrays.weights, arrays.weights[pick]]),
+        origin=arrays.origin + [(f"{arrays.origin[i][0]}+aug",) + tuple(arrays.origin[i][1:]) for i in pick],
+    )
+
+
+def online_augment(batch, *, fov_keep=None, generator=None):
+    """Random flips, 90-degree rotations and brightness/contrast/colour jitter per image.
+
+    Used with --online-aug to make rendered frames less uniform; cheap enough for CPU. The
+    field-of-view mask is re-applied so the border stays identical for every image.
+    """
+    import torch
+
+    x = batch
+    n = x.shape[0]
+    g = generator
+    flip = torch.rand(n, generator=g) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    k = torch.randint(0, 4, (n,), generator=g)
+    x = torch.stack([torch.rot90(x[i], int(k[i]), dims=(-2, -1)) for i in range(n)])
+    bright = 1.0 + (torch.rand(n, 1, 1, 1, generator=g) - 0.5) * 0.4
+    contrast = 1.0 + (torch.rand(n, 1, 1, 1, generator=g) - 0.5) * 0.4
+    colour = 1.0 + (torch.rand(n, 3, 1, 1, generator=g) - 0.5) * 0.2
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = ((x - mean) * contrast + mean) * bright * colour
+    x = x.clamp(0.0, 1.0)
+    if fov_keep is not None:
+        x = x * fov_keep
+    return x

@@ -1,0 +1,156 @@
+"""The report folder of `synth classify`: JSON, a Markdown table, predictions and plots.
+
+Written to a temporary folder next to the target and moved into place only when complete, so
+an interrupted or failed run leaves no half report; an existing report is replaced only with
+--overwrite (and then only after the new one is complete).
+
+    report.json       config, data (sources, fractions, every frame id used), model, runs with
+                      per-epoch history and test metrics, the transfer curve
+    report.md         the same as tables
+    config.json       the config alone
+    predictions.csv   per test frame: test set, source, folder, id, true label, class probabilities
+    curves.png        loss and accuracy (or Dice) per epoch
+    roc.png, confusion.png      of the last run (classification)
+    transfer_curve.png          (protocol curve)
+    examples.png                (segmentation) test frames with true and predicted outlines
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from synth.classifier.data import ClassifyError
+from synth.generator.dataset import write_json
+
+SUMMARY_KEYS = ("accuracy", "balanced_accuracy", "auc", "sensitivity", "specificity", "f1")
+SEG_KEYS = ("dice", "iou", "dice_lesion_images", "iou_lesion_images", "dice_pooled", "iou_pooled")
+
+
+def check_out(out: str, overwrite: bool) -> Path:
+    """The report path; a one-line error if it exists (without --overwrite) or cannot be made."""
+    path = Path(out)
+    if path.exists() and not overwrite:
+        raise ClassifyError(f"report folder {path} already exists; pass --overwrite to replace it or choose another --out")
+    if path.exists() and not path.is_dir():
+        raise ClassifyError(f"--out {path} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ClassifyError(f"cannot create {path.parent}: {e.strerror}") from None
+    return path
+
+
+def write_report(out: Path, payload: dict, extras: dict, overwrite: bool, log=print) -> Path:
+    out = check_out(str(out), overwrite)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        probs = _strip_probs(payload)
+        write_json(tmp / "report.json", payload)
+        write_json(tmp / "config.json", payload.get("config", {}))
+        (tmp / "report.md").write_text(markdown(payload), encoding="utf-8")
+        if probs and extras.get("test_origin"):
+            _write_predictions(tmp / "predictions.csv", probs, extras, payload["class_names"])
+        if "model_state" in extras:
+            import torch
+
+            torch.save(extras["model_state"], tmp / "model.pt")
+        from synth.classifier import plots
+
+        plots.make_all(tmp, payload, extras)
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f"report written to {out}")
+    return out
+
+
+def _strip_probs(payload: dict) -> dict:
+    """Remove in-memory probability arrays from the metrics; return those of the last run."""
+    last = {}
+    for run in payload.get("runs", []):
+        last = {}
+        for name, m in run.get("test", {}).items():
+            if "_probs" in m:
+                last[name] = m.pop("_probs")
+    return last
+
+
+def _write_predictions(path: Path, probs: dict, extras: dict, class_names) -> None:
+    lines = ["test_set,source,folder,id,label," + ",".join(f"p_{c}" for c in class_names)]
+    for name, p in probs.items():
+        for (src, folder, fid), y, row in zip(extras["test_origin"][name], extras["test_labels"][name], p):
+            lines.append(f"{name},{src},{folder},{fid},{class_names[int(y)]}," + ",".join(f"{v:.6f}" for v in row))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def markdown(payload: dict) -> str:
+    """The report as Markdown tables."""
+    cfg = payload.get("config", {})
+    lines = [f"# synth classify report ({payload.get('task')}, protocol {payload.get('protocol')})", ""]
+    model = payload.get("model", {})
+    lines.append(f"Model: {model.get('model')} ({model.get('init')}), {cfg.get('epochs')} epochs, "
+                 f"size {cfg.get('size')} px, FOV {cfg.get('fov')} (radius {cfg.get('fov_radius')}), seed {cfg.get('seed')}.")
+    lines.append("")
+    lines.append("| role | name | folder | fraction | frames | per class |")
+    lines.append("|---|---|---|---|---|---|")
+    for role in ("pretrain", "train", "test"):
+        for s in payload.get("data", {}).get(role, []):
+            per = ", ".join(f"{k}: {v}" for k, v in s["per_class"].items())
+            lines.append(f"| {role} | {s['name']} | {s['path']} | {s['fraction']:g} | {s['frames']} | {per} |")
+    lines.append("")
+    seg = payload.get("task") == "segment"
+    keys = SEG_KEYS if seg else SUMMARY_KEYS
+    lines.append("| run | train frames | test set | n | " + " | ".join(keys) + " |")
+    lines.append("|---|---|---|---|" + "---|" * len(keys))
+    for run in payload.get("runs", []):
+        for name, m in run["test"].items():
+            lines.append(f"| {run['name']} | {run['train_frames']} | {name} | {m.get('n')} | "
+                         + " | ".join(_fmt(m.get(k)) for k in keys) + " |")
+    lines.append("")
+    for run in payload.get("runs", [])[-1:]:
+        for name, m in run["test"].items():
+            if "confusion_matrix" in m:
+                names = m["class_names"]
+                lines.append(f"Confusion matrix of run '{run['name']}' on {name} (rows: true, columns: predicted):")
+                lines.append("")
+                lines.append("| | " + " | ".join(names) + " |")
+                lines.append("|---|" + "---|" * len(names))
+                for c, row in zip(names, m["confusion_matrix"]):
+                    lines.append(f"| {c} | " + " | ".join(str(v) for v in row) + " |")
+                lines.append("")
+    curve = payload.get("curve")
+    if curve:
+        lines.append(f"Transfer curve over fractions of '{curve['source']}' (AUC per test set):")
+        lines.append("")
+        lines.append("| fraction | real frames | " + " | ".join(curve["arms"]) + " |")
+        lines.append("|---|---|" + "---|" * len(curve["arms"]))
+        for p in curve["points"]:
+            cells = []
+            for arm in curve["arms"]:
+                r = p.get(arm)
+                cells.append("n/a" if not r else ", ".join(f"{k} {_fmt(v.get('auc'))}" for k, v in r.items()
+                                                          if isinstance(v, dict)))
+            lines.append(f"| {p['fraction']:g} | {p['real_frames']} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines.append(f"Took {payload.get('seconds')} s.")
+    return "\n".join(lines) + "\n"

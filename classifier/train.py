@@ -1,0 +1,267 @@
+"""`synth classify`: one config, one entry point (`run_classify`), and the training loop.
+
+The loop is deliberately plain: all images are in memory as uint8, each epoch draws a seeded
+permutation (or a seeded weighted sample when sources carry @WEIGHT), and the same seed gives
+the same splits, the same initial weights, the same batches and so the same numbers on CPU.
+No model selection happens on the test data: the model after the last epoch is the one
+reported; per-epoch test numbers are only plotted to show how training went.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from synth.classifier.data import (Arrays, ClassifyError, SourceSpec, fov_mask, load_arrays, online_augment,
+                                   select_sources)
+from synth.classifier.metrics import classification_metrics
+
+PROTOCOLS = ("single", "finetune", "curve")
+DEFAULT_CURVE = (0.0, 0.01, 0.05, 0.1, 0.25, 1.0)
+# ImageNet statistics: right for pretrained ResNets and harmless for models trained from scratch.
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class ClassifyConfig:
+    """Everything `synth classify` was asked; written next to the report as config.json."""
+
+    train: list[str]
+    test: list[str]
+    out: str
+    model: str = "smallcnn"
+    protocol: str = "single"  # single | finetune | curve
+    pretrain: list[str] = field(default_factory=list)  # sources for the first stage (finetune/curve)
+    epochs: int = 5
+    pretrain_epochs: int | None = None  # default: epochs
+    batch_size: int = 64
+    lr: float | None = None  # default per model
+    finetune_lr: float | None = None  # default: lr
+    size: int = 128
+    fov: str = "circle"
+    fov_radius: float = 0.44
+    holdout: float = 0.3
+    seed: int = 0
+    augment: float = 0.0  # classical baseline: add this fraction of augmented copies
+    online_aug: bool = False
+    pretrained: bool = False
+    weights: str | None = None
+    freeze_backbone: bool = False
+    positive: str | None = None
+    curve_fractions: list[float] = field(default_factory=lambda: list(DEFAULT_CURVE))
+    curve_source: str = "real"
+    threads: int = 2
+    eval_each_epoch: bool = True
+    save_model: bool = False
+    overwrite: bool = False
+
+    def validate(self) -> None:
+        from synth.classifier.models import MODELS
+
+        if self.model not in MODELS:
+            raise ClassifyError(f"unknown --model {self.model!r}; choose one of {', '.join(MODELS)}")
+        if self.protocol not in PROTOCOLS:
+            raise ClassifyError(f"unknown --protocol {self.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        if self.protocol == "finetune" and not self.pretrain:
+            raise ClassifyError("--protocol finetune needs --pretrain NAME=DIR (the data to pretrain on)")
+        if self.epochs < 1 or (self.pretrain_epochs is not None and self.pretrain_epochs < 1):
+            raise ClassifyError("--epochs must be at least 1")
+        if self.batch_size < 1:
+            raise ClassifyError("--batch-size must be at least 1")
+        if self.size < 8:
+            raise ClassifyError(f"--size {self.size} is too small; use 8 or more")
+        if not 0.0 < self.fov_radius <= 0.75:
+            raise ClassifyError("--fov-radius is a fraction of the image side, between 0 and 0.75")
+        if self.augment < 0:
+            raise ClassifyError("--augment is a fraction (0.2 adds 20 % augmented copies)")
+        if any(not 0.0 <= f <= 1.0 for f in self.curve_fractions):
+            raise ClassifyError("--curve fractions must be between 0 and 1")
+        if self.threads < 1:
+            raise ClassifyError("--threads must be at least 1")
+
+    @property
+    def task(self) -> str:
+        return "segment" if self.model == "unet" else "classify"
+
+
+def default_lr(model: str) -> float:
+    return {"smallcnn": 1e-3, "resnet18": 1e-3, "vit-tiny": 3e-4, "vit-micro": 1e-3, "unet": 1e-3}[model]
+
+
+def parse_sources(texts, default_name: str) -> list[SourceSpec]:
+    return [SourceSpec.parse(t, default_name=default_name) for t in texts]
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def run_classify(cfg: ClassifyConfig, log: Callable[[str], None] = print) -> "Path":
+    """Train and evaluate as `cfg` says and write the report folder `cfg.out`. Returns its path."""
+    import torch
+
+    from synth.classifier import report
+
+    cfg.validate()
+    out = report.check_out(cfg.out, cfg.overwrite)  # fail before any training, not after
+    torch.set_num_threads(cfg.threads)
+    if cfg.lr is None:
+        cfg.lr = default_lr(cfg.model)
+    train_specs = parse_sources(cfg.train, "train")
+    test_specs = parse_sources(cfg.test, "test")
+    pre_specs = parse_sources(cfg.pretrain, "pretrain")
+    t0 = time.time()
+
+    if cfg.task == "segment":
+        from synth.classifier.segment import run_segment
+
+        payload, plots = run_segment(cfg, train_specs, test_specs, log)
+    else:
+        from synth.classifier.protocols import run_protocol
+
+        payload, plots = run_protocol(cfg, train_specs, test_specs, pre_specs, log)
+    payload["seconds"] = round(time.time() - t0, 1)
+    payload["config"] = asdict(cfg)
+    return report.write_report(out, payload, plots, cfg.overwrite, log)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@dataclass
+class Data:
+    """Everything loaded for a classification report."""
+
+    class_names: list[str]
+    train: Arrays
+    test: dict[str, Arrays]  # pooled by test source name
+    train_selections: list
+    test_selections: list
+
+
+def load_data(cfg: ClassifyConfig, train_specs, test_specs, log, *, with_masks=False) -> Data:
+    names, train_sel, test_sel = select_sources(train_specs, test_specs, seed=cfg.seed, holdout=cfg.holdout,
+                                                require_masks=with_masks)
+    kw = dict(size=cfg.size, fov=cfg.fov, fov_radius=cfg.fov_radius, with_masks=with_masks, threads=cfg.threads)
+    train = load_arrays(train_sel, names, **kw)
+    test: dict[str, Arrays] = {}
+    for name in dict.fromkeys(s.spec.name for s in test_sel):
+        test[name] = load_arrays([s for s in test_sel if s.spec.name == name], names, **kw)
+    log(f"data: {len(train)} training frames from {len(train_sel)} source(s); test "
+        + ", ".join(f"{k}: {len(v)}" for k, v in test.items()) + f"; classes {names}")
+    return Data(names, train, test, train_sel, test_sel)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def to_input(images_u8, cfg: ClassifyConfig, *, train: bool, generator=None, keep=None):
+    """uint8 (N, 3, S, S) numpy -> normalised float tensor, with --online-aug when training."""
+    import torch
+
+    x = torch.from_numpy(images_u8).float().div_(255.0)
+    if train and cfg.online_aug:
+        x = online_augment(x, fov_keep=keep, generator=generator)
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def batches_for_epoch(arrays: Arrays, batch_size: int, generator, weighted: bool):
+    """Row indices of each batch of one epoch: a permutation, or a weighted draw with replacement."""
+    import torch
+
+    n = len(arrays)
+    if weighted:
+        w = torch.as_tensor(arrays.weights, dtype=torch.double)
+        order = torch.multinomial(w, n, replacement=True, generator=generator)
+    else:
+        order = torch.randperm(n, generator=generator)
+    order = order.numpy()
+    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def predict(model, arrays: Arrays, cfg: ClassifyConfig, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities (N, C) for every row of `arrays`."""
+    import torch
+
+    model.eval()
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(arrays), batch_size):
+            x = to_input(arrays.images[i:i + batch_size], cfg, train=False)
+            outs.append(torch.softmax(model(x), dim=1).numpy())
+    return np.concatenate(outs) if outs else np.zeros((0, 1))
+
+
+def evaluate(model, test: dict[str, Arrays], cfg: ClassifyConfig, class_names) -> dict:
+    res = {}
+    for name, arr in test.items():
+        probs = predict(model, arr, cfg)
+        m = classification_metrics(probs, arr.labels, class_names, cfg.positive)
+        m["_probs"] = probs  # kept in memory for predictions.csv; stripped from JSON
+        res[name] = m
+    return res
+
+
+def fit(model, arrays: Arrays, cfg: ClassifyConfig, *, epochs: int, lr: float, test: dict[str, Arrays],
+        class_names, log, stage: str, seed_offset: int = 0) -> list[dict]:
+    """Train `model` in place for `epochs`; returns one history dict per epoch."""
+    import torch
+    from torch import nn
+
+    if len(arrays) == 0:
+        raise ClassifyError(f"stage {stage!r} has no training frames; raise the fraction or add data")
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + seed_offset)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt_cls = torch.optim.AdamW if cfg.model.startswith("vit") else torch.optim.Adam
+    opt = opt_cls(params, lr=lr, weight_decay=0.05 if cfg.model.startswith("vit") else 0.0)
+    steps = epochs * ((len(arrays) + cfg.batch_size - 1) // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
+    loss_fn = nn.CrossEntropyLoss()
+    keep = torch.from_numpy(fov_mask(cfg.size, cfg.fov_radius)).float() if cfg.fov == "circle" else None
+    weighted = _weighted(arrays)
+    history = []
+    for epoch in range(1, epochs + 1):
+        model.train()
+        t0 = time.time()
+        tot_loss, tot_ok, tot_n = 0.0, 0, 0
+        for rows in batches_for_epoch(arrays, cfg.batch_size, gen, weighted):
+            x = to_input(arrays.images[rows], cfg, train=True, generator=gen, keep=keep)
+            y = torch.from_numpy(arrays.labels[rows])
+            logits = model(x)
+            loss = loss_fn(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot_loss += loss.item() * len(rows)
+            tot_ok += int((logits.argmax(1) == y).sum())
+            tot_n += len(rows)
+        h = {"stage": stage, "epoch": epoch, "train_loss": tot_loss / tot_n, "train_accuracy": tot_ok / tot_n,
+             "seconds": round(time.time() - t0, 2)}
+        if cfg.eval_each_epoch or epoch == epochs:
+            for name, arr in test.items():
+                probs = predict(model, arr, cfg)
+                m = classification_metrics(probs, arr.labels, class_names, cfg.positive)
+                h[f"test_{name}_accuracy"] = m["accuracy"]
+                h[f"test_{name}_auc"] = m["auc"]
+                h[f"test_{name}_loss"] = float(_nll(probs, arr.labels))
+        history.append(h)
+        log(f"[{stage}] epoch {epoch}/{epochs}: loss {h['train_loss']:.4f}, train acc {h['train_accuracy']:.3f}"
+            + "".join(f", {k[5:]} {v:.3f}" for k, v in h.items() if k.startswith("test_") and v is not None
+                      and not k.endswith("_loss"))
+            + f" ({h['seconds']:.0f} s)")
+    return history
+
+
+def _weighted(arrays: Arrays) -> bool:
+    return not np.allclose(arrays.weights, arrays.weights[0]) if len(arrays) else False
+
+
+def _nll(probs: np.ndarray, labels: np.ndarray) -> float:
+    p = probs[np.arange(len(labels)), labels]
+    return float(-np.log(np.clip(p, 1e-7, 1.0)).mean()) if len(labels) else float("nan")
