@@ -1,0 +1,120 @@
+"""Pure tests of frame sampling and lumen geometry: bounds, determinism, and no bpy import."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from synth.generator.config import ConfigError, RenderConfig, parse_shard
+from synth.generator.lumen import LumenSampler, LumenShape, mesh_arrays
+from synth.generator.spec import frame_spec, frame_specs, pixel_direction, sample_scene
+
+RENDER = {"samples": 1, "denoise": False, "max_bounces": 2}
+
+
+def specs(seed, indices, lesion_prob=0.5, fps=4):
+    return list(frame_specs(seed=seed, indices=indices, lesion_prob=lesion_prob, resolution=64,
+                            frames_per_scene=fps, min_lesion_pixels=8, render=RENDER))
+
+
+def test_same_seed_same_specs_in_any_order():
+    forward = specs(3, range(12))
+    backward = specs(3, reversed(range(12)))[::-1]
+    alone = [specs(3, [i])[0] for i in range(12)]
+    dump = lambda ss: [json.dumps(s, sort_keys=True) for s in ss]  # noqa: E731
+    assert dump(forward) == dump(backward) == dump(alone)
+
+
+def test_different_seed_different_specs():
+    a, b = specs(0, range(4)), specs(1, range(4))
+    assert a[0]["scene"]["lumen"] != b[0]["scene"]["lumen"]
+    assert a[0]["camera"] != b[0]["camera"]
+
+
+def test_seed_zero_is_a_real_seed():
+    # 0 must not mean "no seed": two samplings with seed 0 agree.
+    assert json.dumps(specs(0, [5])) == json.dumps(specs(0, [5]))
+
+
+def test_frames_of_a_scene_share_the_lumen():
+    ss = specs(2, range(8), fps=4)
+    assert ss[0]["scene"] == ss[3]["scene"]
+    assert ss[3]["scene"] != ss[4]["scene"]
+
+
+def test_lesion_probability_and_bounds():
+    ss = specs(7, range(300), lesion_prob=0.5)
+    wants = np.mean([s["wants_lesion"] for s in ss])
+    assert 0.42 < wants < 0.58
+    for s in ss:
+        assert bool(s["lesions"]) <= s["wants_lesion"]
+        for les in s["lesions"]:
+            assert les["type"] in ("sessile", "pedunculated", "flat")
+            assert 0.1 < les["size"] <= 1.6
+            assert all(0.0 <= c <= 1.0 for c in les["color"])
+            assert les["distance"] > 1.0
+        m = s["scene"]["mucosa"]
+        assert all(0.0 <= c <= 1.0 for c in m["base_color"])
+        assert 140 <= s["camera"]["fov_deg"] <= 170 or s["camera"]["lens"] == "perspective"
+    # Nearly every frame that asks for a lesion gets one placed in view.
+    placed = np.mean([bool(s["lesions"]) for s in ss if s["wants_lesion"]])
+    assert placed > 0.95
+
+
+def test_lesion_prob_extremes():
+    assert not any(s["lesions"] for s in specs(1, range(40), lesion_prob=0.0))
+    assert all(s["wants_lesion"] for s in specs(1, range(40), lesion_prob=1.0))
+
+
+def test_lesions_sit_on_the_wall_in_front_of_the_camera():
+    for s in specs(11, range(40), lesion_prob=1.0):
+        sampler = LumenSampler(LumenShape.from_dict(s["scene"]["lumen"]))
+        cam = np.array(s["camera"]["location"])
+        assert sampler.inside(cam) > 0  # the camera is inside the lumen
+        for les in s["lesions"]:
+            p = np.array(les["location"])
+            assert abs(sampler.inside(p)) < 0.05  # on the wall
+            ray = pixel_direction(s["camera"], *les["image_xy"])
+            hit = sampler.ray_cast(cam, ray, max_dist=20)
+            assert hit is not None and abs(hit[0] - les["distance"]) < 0.05  # first thing the ray meets
+
+
+def test_mesh_arrays_are_consistent():
+    shape = LumenShape.from_dict(sample_scene(0, 0)["lumen"])
+    verts, faces, uv = mesh_arrays(shape, n_rings=20, n_sides=12)
+    assert verts.shape == (240, 3) and faces.shape == (19 * 12, 4) and uv.shape == (240, 2)
+    assert faces.min() == 0 and faces.max() == 239
+    assert np.isfinite(verts).all()
+
+
+def test_spec_sampling_never_imports_bpy():
+    code = ("import sys; from synth.generator.spec import frame_specs; "
+            "list(frame_specs(seed=0, indices=range(4), lesion_prob=1, resolution=64, frames_per_scene=2, "
+            "min_lesion_pixels=8, render={})); import synth.cli; "
+            "assert 'bpy' not in sys.modules and 'torch' not in sys.modules, sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("kw", [
+    {"n": 0}, {"n": -3}, {"lesion_prob": 1.5}, {"lesion_prob": -0.1}, {"resolution": 0},
+    {"quality": "ultra"}, {"samples": 0}, {"frames_per_scene": 0}, {"device": "tpu"},
+])
+def test_bad_config_is_rejected(kw):
+    with pytest.raises(ConfigError):
+        RenderConfig(**kw).validate()
+
+
+def test_parse_shard():
+    assert parse_shard(None) == (0, 1)
+    assert parse_shard("2/3") == (2, 3)
+    for bad in ("3/3", "-1/2", "a/b", "1", "1/0"):
+        with pytest.raises(ConfigError):
+            parse_shard(bad)
+
+
+def test_frame_spec_matches_frame_specs():
+    one = frame_spec(seed=5, index=9, lesion_prob=0.5, resolution=64, frames_per_scene=4, min_lesion_pixels=8,
+                     render=RENDER)
+    assert json.dumps(one, sort_keys=True) == json.dumps(specs(5, [9])[0], sort_keys=True)
