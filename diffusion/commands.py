@@ -1,9 +1,165 @@
-"""CLI commands of the diffusion part. Imports only typer at module level (`synth --help` stays instant)."""
+"""CLI commands of the diffusion part. Imports only typer at module level (`synth --help` stays instant).
+
+Each command builds one config dataclass and calls one importable function; user mistakes
+(`synth.UserError`) become a one-line error with exit code 2 through `fail`.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
 
+def _ints(text: str, flag: str) -> tuple[int, ...]:
+    from synth import UserError
+
+    try:
+        return tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise UserError(f"{flag} takes comma-separated integers, got {text!r}") from None
+
+
+def _names(text: Optional[str]) -> Optional[list[str]]:
+    if not text:
+        return None
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+SAMPLER_HELP = "ddpm, ddim or dpm++ (DPM-Solver++)."
+STEPS_HELP = "Sampling steps (default: ddpm 1000, ddim 50, dpm++ 20)."
+
+
 def register(app: typer.Typer, fail) -> None:
     """Add this part's commands to the `synth` app. `fail(msg)` prints a one-line error and exits 2."""
+    from synth import UserError
+
+    diffusion_app = typer.Typer(help="Train, sample and evaluate diffusion models on synth datasets.",
+                                no_args_is_help=True)
+    app.add_typer(diffusion_app, name="diffusion")
+
+    # ------------------------------------------------------------------ train
+
+    @diffusion_app.command("train")
+    def train_cmd(
+        data: List[Path] = typer.Option(..., "--data", "-d", help="Dataset folder(s) to learn from (repeatable)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Training run folder (checkpoints, plots, model/)."),
+        resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Resize frames to NxN."),
+        condition: str = typer.Option("label", "--condition", help="Class condition: label, domain (real/rendered) or none."),
+        mask: bool = typer.Option(False, "--mask/--no-mask", help="Condition on the lesion mask (extra input channel)."),
+        channels: str = typer.Option("32,64,128", "--channels", help="U-Net widths per level, comma-separated."),
+        layers_per_block: int = typer.Option(1, "--layers-per-block"),
+        attention: bool = typer.Option(True, "--attention/--no-attention", help="Self-attention at the lowest level."),
+        schedule: str = typer.Option("linear", "--schedule", help="Noise schedule: linear or cosine."),
+        prediction: str = typer.Option("epsilon", "--prediction", help="epsilon or v."),
+        learned_variance: bool = typer.Option(False, "--learned-variance", help="Learn the variance (improved DDPM hybrid loss)."),
+        timesteps: int = typer.Option(1000, "--timesteps", help="Diffusion timesteps."),
+        steps: int = typer.Option(1000, "--steps", help="Optimizer steps."),
+        batch_size: int = typer.Option(16, "--batch-size", "-b"),
+        grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per optimizer step."),
+        lr: float = typer.Option(2e-4, "--lr"),
+        warmup_steps: int = typer.Option(100, "--warmup-steps"),
+        ema_decay: float = typer.Option(0.999, "--ema-decay"),
+        class_dropout: float = typer.Option(0.1, "--class-dropout", help="Label drop rate (classifier-free guidance)."),
+        mixed_precision: str = typer.Option("no", "--mixed-precision", help="no, fp16 (GPU) or bf16."),
+        checkpoint_every: int = typer.Option(500, "--checkpoint-every"),
+        sample_steps: int = typer.Option(25, "--sample-steps", help="DDIM steps of the sample grid per checkpoint."),
+        limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N frames of each folder."),
+        seed: int = typer.Option(0, "--seed"),
+        resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run in --out."),
+    ) -> None:
+        """Train a class- (and optionally mask-) conditioned DDPM U-Net."""
+        try:
+            from synth.diffusion.train import TrainConfig, train
+
+            cfg = TrainConfig(
+                data=[str(d) for d in data], out=str(out), resolution=resolution, condition=condition,
+                channels=_ints(channels, "--channels"), layers_per_block=layers_per_block, attention=attention,
+                mask=mask, learned_variance=learned_variance, schedule=schedule, prediction=prediction,
+                timesteps=timesteps, steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
+                warmup_steps=warmup_steps, ema_decay=ema_decay, class_dropout=class_dropout,
+                mixed_precision=mixed_precision, checkpoint_every=checkpoint_every, sample_steps=sample_steps,
+                seed=seed, limit=limit,
+            )
+            run = train(cfg, overwrite=overwrite, resume=resume, log=typer.echo)
+            typer.echo(f"model saved in {run / 'model'}")
+        except UserError as e:
+            fail(str(e))
+
+    # ------------------------------------------------------------------ sample / augment
+
+    def _augment(model, out, n, classes, sampler, steps, guidance, masks_from, label, batch_size, seed, overwrite):
+        try:
+            from synth.diffusion.augment import AugmentConfig, augment
+
+            cfg = AugmentConfig(model=str(model), out=str(out), n_per_class=n, classes=_names(classes),
+                                sampler=sampler, steps=steps, guidance=guidance,
+                                masks_from=str(masks_from) if masks_from else None, label=label,
+                                batch_size=batch_size, seed=seed)
+            path = augment(cfg, overwrite=overwrite, log=typer.echo)
+            typer.echo(f"wrote samples to {path}")
+        except UserError as e:
+            fail(str(e))
+
+    def augment_cmd(
+        model: Path = typer.Option(..., "--model", "-m", help="Model folder or training run folder."),
+        out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to write."),
+        n: int = typer.Option(100, "--n", help="Samples per class."),
+        classes: Optional[str] = typer.Option(None, "--classes", help="Comma-separated classes (default: all)."),
+        sampler: str = typer.Option("ddim", "--sampler", help=SAMPLER_HELP),
+        steps: Optional[int] = typer.Option(None, "--steps", help=STEPS_HELP),
+        guidance: float = typer.Option(2.0, "--guidance", help="Classifier-free guidance scale (1: none)."),
+        masks_from: Optional[Path] = typer.Option(None, "--masks-from", help="Dataset to take masks from (mask-conditioned models)."),
+        label: str = typer.Option("sample", "--label", help="Label of samples of an unconditional model."),
+        batch_size: int = typer.Option(32, "--batch-size", "-b"),
+        seed: int = typer.Option(0, "--seed"),
+        overwrite: bool = typer.Option(False, "--overwrite"),
+    ) -> None:
+        """Write N class-conditional samples per class as a dataset (to enlarge a small training set)."""
+        _augment(model, out, n, classes, sampler, steps, guidance, masks_from, label, batch_size, seed, overwrite)
+
+    app.command("augment")(augment_cmd)
+    diffusion_app.command("sample")(augment_cmd)
+
+    # ------------------------------------------------------------------ refine
+
+    @app.command("refine")
+    def refine_cmd(
+        rendered: Path = typer.Argument(..., help="Rendered dataset folder to refine."),
+        out: Path = typer.Option(..., "--out", "-o", help="Refined dataset folder to write."),
+        real: List[Path] = typer.Option([], "--real", help="Real dataset folder(s) (from `synth data import`)."),
+        model: Optional[Path] = typer.Option(None, "--model", "-m", help="Reuse a trained model (or SD checkpoint for img2img)."),
+        method: str = typer.Option("sdedit", "--method", help="sdedit, ddib or img2img."),
+        strength: float = typer.Option(0.5, "--strength", help="Noise level to start from, in (0, 1]."),
+        sampler: str = typer.Option("ddim", "--sampler", help=SAMPLER_HELP + " (ddib always uses ddim)"),
+        steps: int = typer.Option(50, "--steps", help="Sampling steps for the full noise range."),
+        guidance: float = typer.Option(1.5, "--guidance", help="Classifier-free guidance toward the real class."),
+        target_class: str = typer.Option("real", "--target-class"),
+        source_class: Optional[str] = typer.Option(None, "--source-class", help="Default: the rendered folder's kind."),
+        prompt: str = typer.Option("an endoscopy photo", "--prompt", help="Prompt for --method img2img."),
+        batch_size: int = typer.Option(16, "--batch-size", "-b"),
+        limit: Optional[int] = typer.Option(None, "--limit", help="Refine only the first N frames."),
+        run: Optional[Path] = typer.Option(None, "--run", help="Training run folder when no --model (default OUT-model)."),
+        train_steps: int = typer.Option(2000, "--train-steps"),
+        resolution: int = typer.Option(64, "--resolution", "-r", help="Model resolution when training."),
+        channels: str = typer.Option("32,64,128", "--channels"),
+        seed: int = typer.Option(0, "--seed"),
+        overwrite: bool = typer.Option(False, "--overwrite"),
+    ) -> None:
+        """Move rendered frames toward real images; masks, labels and ids are kept."""
+        try:
+            from synth.diffusion.refine import RefineConfig, refine
+
+            cfg = RefineConfig(
+                rendered=str(rendered), out=str(out), real=[str(r) for r in real],
+                model=str(model) if model else None, method=method, strength=strength, sampler=sampler,
+                steps=steps, guidance=guidance, target_class=target_class, source_class=source_class,
+                prompt=prompt, batch_size=batch_size, limit=limit, run=str(run) if run else None,
+                train_steps=train_steps, resolution=resolution, channels=_ints(channels, "--channels"), seed=seed,
+            )
+            path = refine(cfg, overwrite=overwrite, log=typer.echo)
+            typer.echo(f"wrote refined frames to {path}")
+        except UserError as e:
+            fail(str(e))

@@ -1,0 +1,200 @@
+"""The diffusion model: a diffusers `UNet2DModel` plus its `DDPMScheduler`, saved as one folder.
+
+A model folder holds exactly what sampling needs, so `sample`, `refine`, `augment` and
+`anomaly` load it without the training code::
+
+    unet/               UNet2DModel.save_pretrained (config.json + safetensors)
+    scheduler/          DDPMScheduler.save_pretrained (the training noise schedule)
+    synth_model.json    class names, mask conditioning, resolution, and what it was trained on
+
+Conditioning:
+- class labels through the U-Net's class embedding; one extra "null" class is the
+  unconditional label used for classifier-free guidance (trained by dropping labels);
+- an optional lesion mask as an extra input channel (in [-1, 1]), so samples follow a mask.
+
+Learned variance (improved DDPM, Nichol & Dhariwal 2021) doubles the output channels: the
+second half interpolates the log variance between the posterior variance and beta_t, which is
+exactly diffusers' `variance_type="learned_range"`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from synth import UserError
+
+SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
+PREDICTIONS = {"epsilon": "epsilon", "v": "v_prediction"}
+META_FILE = "synth_model.json"
+
+
+class ModelError(UserError):
+    """A model folder or a model option that cannot be used."""
+
+
+@dataclass
+class ModelConfig:
+    resolution: int = 32
+    channels: tuple[int, ...] = (32, 64, 128)
+    layers_per_block: int = 1
+    # Self-attention at the lowest resolution: cheap there, and it helps global layout.
+    attention: bool = True
+    class_names: list[str] = field(default_factory=list)  # empty: unconditional
+    mask_channels: int = 0  # 0 or 1: the lesion mask as an extra input channel
+    learned_variance: bool = False
+    schedule: str = "linear"  # linear | cosine
+    prediction: str = "epsilon"  # epsilon | v
+    timesteps: int = 1000
+
+    def validate(self) -> "ModelConfig":
+        self.channels = tuple(int(c) for c in self.channels)
+        if self.schedule not in SCHEDULES:
+            raise ModelError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.prediction not in PREDICTIONS:
+            raise ModelError(f"--prediction must be one of {', '.join(PREDICTIONS)}, got {self.prediction!r}")
+        if not self.channels or any(c <= 0 for c in self.channels):
+            raise ModelError(f"--channels must be positive numbers, got {self.channels}")
+        if any(c % self.norm_groups for c in self.channels):
+            raise ModelError(f"--channels {self.channels} must all be multiples of {self.norm_groups}")
+        factor = 2 ** (len(self.channels) - 1)
+        if self.resolution <= 0 or self.resolution % factor:
+            raise ModelError(
+                f"resolution {self.resolution} must be a multiple of {factor} for {len(self.channels)} U-Net levels; "
+                "pass --resolution or fewer --channels"
+            )
+        if self.mask_channels not in (0, 1):
+            raise ModelError("mask_channels must be 0 or 1")
+        if self.timesteps < 2:
+            raise ModelError("--timesteps must be at least 2")
+        return self
+
+    @property
+    def norm_groups(self) -> int:
+        # GroupNorm needs groups dividing every width; diffusers' default 32 is too many for tiny models.
+        return min(32, min(self.channels))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def null_class(self) -> int | None:
+        """The label index meaning "no class" (classifier-free guidance), or None if unconditional."""
+        return self.num_classes if self.class_names else None
+
+
+def build_unet(cfg: ModelConfig):
+    from diffusers import UNet2DModel
+
+    n = len(cfg.channels)
+    down = ["DownBlock2D"] * n
+    up = ["UpBlock2D"] * n
+    if cfg.attention:
+        down[-1] = "AttnDownBlock2D"
+        up[0] = "AttnUpBlock2D"
+    return UNet2DModel(
+        sample_size=cfg.resolution,
+        in_channels=3 + cfg.mask_channels,
+        out_channels=6 if cfg.learned_variance else 3,
+        layers_per_block=cfg.layers_per_block,
+        block_out_channels=cfg.channels,
+        down_block_types=tuple(down),
+        up_block_types=tuple(up),
+        norm_num_groups=cfg.norm_groups,
+        attention_head_dim=min(8, cfg.channels[-1]),
+        num_class_embeds=cfg.num_classes + 1 if cfg.class_names else None,
+    )
+
+
+def build_scheduler(cfg: ModelConfig):
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(
+        num_train_timesteps=cfg.timesteps,
+        beta_schedule=SCHEDULES[cfg.schedule],
+        prediction_type=PREDICTIONS[cfg.prediction],
+        variance_type="learned_range" if cfg.learned_variance else "fixed_small",
+        clip_sample=True,
+    )
+
+
+class DiffusionModel:
+    """A U-Net, its training noise schedule and what the labels mean. Plain object, no training state."""
+
+    def __init__(self, cfg: ModelConfig, unet=None, scheduler=None, info: dict | None = None):
+        self.cfg = cfg
+        self.unet = unet if unet is not None else build_unet(cfg)
+        self.scheduler = scheduler if scheduler is not None else build_scheduler(cfg)
+        self.info = dict(info or {})
+
+    @classmethod
+    def new(cls, cfg: ModelConfig, seed: int) -> "DiffusionModel":
+        # Weight init draws from torch's global generator; fork it so the caller's state is untouched.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return cls(cfg.validate())
+
+    # ------------------------------------------------------------------ conditioning
+
+    def class_index(self, name: str) -> int:
+        if not self.cfg.class_names:
+            raise ModelError("this model is unconditional; it has no classes to choose from")
+        if name not in self.cfg.class_names:
+            raise ModelError(f"class {name!r} is not one the model knows ({', '.join(self.cfg.class_names)})")
+        return self.cfg.class_names.index(name)
+
+    def __call__(self, x: torch.Tensor, t, class_ids: torch.Tensor | None, mask: torch.Tensor | None):
+        """Raw U-Net output for noisy images x (B,3,H,W) at timestep(s) t."""
+        if self.cfg.mask_channels:
+            if mask is None:
+                raise ModelError("this model is mask-conditioned: give a mask for every image")
+            x = torch.cat([x, mask.to(x.dtype)], dim=1)
+        labels = class_ids if self.cfg.class_names else None
+        if not torch.is_tensor(t):
+            t = torch.full((x.shape[0],), int(t), dtype=torch.long, device=x.device)
+        return self.unet(x, t, class_labels=labels).sample
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, path: Path | str) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.unet.save_pretrained(path / "unet", safe_serialization=True)
+        self.scheduler.save_pretrained(path / "scheduler")
+        meta = {"model": asdict(self.cfg), "info": self.info}
+        (path / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: Path | str) -> "DiffusionModel":
+        from diffusers import DDPMScheduler, UNet2DModel
+
+        path = resolve_model_path(path)
+        meta = json.loads((path / META_FILE).read_text())
+        m = dict(meta["model"])
+        m["channels"] = tuple(m["channels"])
+        cfg = ModelConfig(**m)
+        unet = UNet2DModel.from_pretrained(path / "unet")
+        scheduler = DDPMScheduler.from_pretrained(path / "scheduler")
+        unet.eval()
+        return cls(cfg, unet, scheduler, meta.get("info"))
+
+
+def resolve_model_path(path: Path | str) -> Path:
+    """Accept a model folder, or a training run folder (its final model, else its newest checkpoint)."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"model {path} does not exist; train one with `synth diffusion train`")
+    if (path / META_FILE).exists():
+        return path
+    if (path / "model" / META_FILE).exists():
+        return path / "model"
+    ckpts = sorted((path / "checkpoints").glob("step-*/model")) if (path / "checkpoints").is_dir() else []
+    ckpts = [c for c in ckpts if (c / META_FILE).exists()]
+    if ckpts:
+        return ckpts[-1]
+    raise ModelError(f"{path} is not a synth diffusion model or training run (no {META_FILE})")

@@ -1,0 +1,234 @@
+"""`synth refine`: move rendered frames toward real ones while their masks and labels stay valid.
+
+Methods (the method and strength are recorded in every frame's `extra`):
+
+- `sdedit` (Meng et al. 2022): noise the rendered frame to level `strength`, then denoise under
+  the real-domain class. Low strength keeps the layout; high strength trusts the model more.
+- `ddib` (Su et al. 2023, dual diffusion implicit bridges): deterministic DDIM inversion under
+  the rendered class up to `strength`, then DDIM decoding under the real class. No noise is
+  added, so the same frame always maps to the same refined frame.
+- `img2img`: a Stable Diffusion img2img pipeline from a local checkpoint (see stable.py).
+
+With a mask-conditioned model the frame's lesion mask is an input at every denoising step, so the
+lesion is redrawn where the mask says and the mask stays a correct label. Without `--model`,
+a model is first trained on the rendered and real folders with the domain (the manifest's
+`kind`) as class and the masks as condition.
+
+The refined dataset keeps every frame's id, label, mask (resized to the model's resolution
+with nearest-neighbour), depth and spec; `source` names the rendered frame.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synth import UserError
+from synth.diffusion.data import dataset_domain, mask_to_model, resize_image, resize_mask, to_model_range, to_uint8
+from synth.diffusion.model import DiffusionModel, ModelError, resolve_model_path
+from synth.diffusion.sample import (SAMPLERS, generators, guided_output, make_scheduler, partial_timesteps,
+                                    pick_device, reverse, seed_for)
+from synth.generator.dataset import Dataset, DatasetError, DatasetWriter, read_gray
+
+METHODS = ("sdedit", "ddib", "img2img")
+
+
+class RefineError(UserError):
+    """A refine option that cannot be used."""
+
+
+@dataclass
+class RefineConfig:
+    rendered: str
+    out: str
+    real: list[str] = field(default_factory=list)
+    model: str | None = None
+    method: str = "sdedit"
+    strength: float = 0.5
+    sampler: str = "ddim"
+    steps: int = 50
+    guidance: float = 1.5
+    source_class: str | None = None  # default: the rendered folder's kind
+    target_class: str = "real"
+    batch_size: int = 16
+    seed: int = 0
+    limit: int | None = None
+    # Training when no --model is given.
+    run: str | None = None  # training run folder (default: <out>-model)
+    train_steps: int = 2000
+    resolution: int = 64
+    channels: tuple[int, ...] = (32, 64, 128)
+    train_batch_size: int = 16
+    lr: float = 2e-4
+    # img2img
+    prompt: str = "an endoscopy photo"
+
+    def validate(self) -> "RefineConfig":
+        if self.method not in METHODS:
+            raise RefineError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.sampler not in SAMPLERS:
+            raise RefineError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if not 0.0 < self.strength <= 1.0:
+            raise RefineError(f"--strength must be in (0, 1], got {self.strength}")
+        if self.steps <= 0 or self.batch_size <= 0:
+            raise RefineError("--steps and --batch-size must be positive")
+        if self.model is None and not self.real:
+            raise RefineError("give real images to learn from (--real FOLDER) or a trained --model")
+        if self.method == "img2img" and self.model is None:
+            raise RefineError("--method img2img needs --model, a local Stable Diffusion checkpoint folder")
+        return self
+
+
+# --------------------------------------------------------------------------- the two pixel-space methods
+
+
+def eps_from_output(out, x, alpha_bar, prediction_type: str):
+    """The noise estimate from a model output (epsilon or v prediction)."""
+    if prediction_type == "epsilon":
+        return out
+    a, s = alpha_bar ** 0.5, (1 - alpha_bar) ** 0.5
+    return a * out + s * x  # v = a*eps - s*x0 and x = a*x0 + s*eps  =>  eps = a*v + s*x
+
+
+@torch.no_grad()
+def sdedit(model: DiffusionModel, x0, class_ids, mask, *, strength, sampler="ddim", steps=50, guidance=1.0,
+           gens=None):
+    """Noise x0 (model range) to `strength`, then denoise under `class_ids`."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    sched = make_scheduler(model, sampler)
+    ts = partial_timesteps(sched, steps, strength)
+    noise = randn_tensor(x0.shape, generator=gens, device=x0.device, dtype=x0.dtype)
+    xt = sched.add_noise(x0, noise, ts[:1].repeat(x0.shape[0]))
+    return reverse(model, sched, sampler, xt, ts, class_ids, mask, guidance, gens)
+
+
+@torch.no_grad()
+def ddim_invert(model: DiffusionModel, x0, class_ids, mask, timesteps_desc):
+    """Deterministic DDIM inversion of x0 along the (descending) grid; returns x at its first timestep."""
+    ac = model.scheduler.alphas_cumprod.to(x0.device)
+    pred = model.scheduler.config.prediction_type
+    x, ab_prev = x0, torch.tensor(1.0, device=x0.device)
+    for t in reversed(list(timesteps_desc)):
+        ab = ac[int(t)]
+        # The usual inversion approximation: the noise at the next level is predicted from the current x.
+        out = guided_output(model, x, t, class_ids, mask, 1.0, keep_variance=False)
+        eps = eps_from_output(out, x, ab, pred)
+        x0_pred = (x - (1 - ab_prev).sqrt() * eps) / ab_prev.sqrt()
+        x = ab.sqrt() * x0_pred + (1 - ab).sqrt() * eps
+        ab_prev = ab
+    return x
+
+
+@torch.no_grad()
+def ddib(model: DiffusionModel, x0, source_ids, target_ids, mask, *, strength, steps=50, guidance=1.0):
+    """DDIM-invert under the source class, decode under the target class (no randomness)."""
+    sched = make_scheduler(model, "ddim")
+    ts = partial_timesteps(sched, steps, strength)
+    xt = ddim_invert(model, x0, source_ids, mask, ts)
+    return reverse(model, sched, "ddim", xt, ts, target_ids, mask, guidance, None)
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def _domains(cfg: RefineConfig) -> tuple[Dataset, list[Dataset]]:
+    rendered = Dataset.open(cfg.rendered)
+    if len(rendered) == 0:
+        raise DatasetError(f"dataset {cfg.rendered} has no frames")
+    reals = [Dataset.open(p) for p in cfg.real]
+    for ds in reals:
+        if dataset_domain(ds) == dataset_domain(rendered):
+            raise RefineError(f"{ds.root} and {rendered.root} are both of kind {dataset_domain(ds)!r}; "
+                              "the real folder must come from `synth data import`")
+    return rendered, reals
+
+
+def train_for_refine(cfg: RefineConfig, rendered: Dataset, log=print) -> Path:
+    """Train (or reuse a finished) domain-conditioned, mask-conditioned model for this refine run."""
+    from synth.diffusion.train import TrainConfig, latest_checkpoint, train
+
+    run = Path(cfg.run or f"{cfg.out.rstrip('/')}-model")
+    tcfg = TrainConfig(
+        data=[str(rendered.root)] + [str(p) for p in cfg.real], out=str(run), resolution=cfg.resolution,
+        condition="domain", channels=tuple(cfg.channels), mask=rendered.has_masks(), steps=cfg.train_steps,
+        batch_size=cfg.train_batch_size, lr=cfg.lr, warmup_steps=min(100, cfg.train_steps // 10),
+        checkpoint_every=max(1, cfg.train_steps // 4), seed=cfg.seed, limit=cfg.limit,
+    )
+    cfg_path = run / "config.json"
+    if cfg_path.exists() and (run / "model").exists():
+        old = json.loads(cfg_path.read_text())
+        if old == json.loads(json.dumps(asdict(tcfg))):
+            log(f"reusing the model trained in {run}")
+            return run / "model"
+    resume = cfg_path.exists() and latest_checkpoint(run) is not None
+    log(f"training a refine model in {run} ({cfg.train_steps} steps)")
+    train(tcfg, resume=resume, log=log)
+    return run / "model"
+
+
+def refine(cfg: RefineConfig, *, overwrite: bool = False, log=print) -> Path:
+    cfg.validate()
+    rendered, _ = _domains(cfg)
+    if cfg.method == "img2img":
+        from synth.diffusion.stable import refine_img2img
+
+        return refine_img2img(cfg, rendered, overwrite=overwrite, log=log)
+    model_path = resolve_model_path(cfg.model) if cfg.model else train_for_refine(cfg, rendered, log)
+    model = DiffusionModel.load(model_path)
+    src_name = cfg.source_class or dataset_domain(rendered)
+    tgt = model.class_index(cfg.target_class)
+    src = model.class_index(src_name) if cfg.method == "ddib" else None
+    res = model.cfg.resolution
+    records = rendered.records[: cfg.limit]
+    config = {"command": "refine", **asdict(cfg), "model": str(model_path)}
+    writer = DatasetWriter(Path(cfg.out), config=config, class_names=rendered.class_names, overwrite=overwrite)
+    done = writer.done_ids()
+    todo = [(i, r) for i, r in enumerate(records) if r.id not in done]
+    dev = pick_device()
+    model.unet.to(dev)
+    for start in range(0, len(todo), cfg.batch_size):
+        chunk = todo[start:start + cfg.batch_size]
+        imgs = np.stack([resize_image(rendered.image(r), res).transpose(2, 0, 1) for _, r in chunk])
+        inst = [resize_mask(rendered.mask(r), res) for _, r in chunk]
+        x0 = to_model_range(torch.from_numpy(imgs)).to(dev)
+        m = mask_to_model(torch.from_numpy(np.stack([(k > 0).astype(np.uint8) for k in inst])).to(dev)) \
+            if model.cfg.mask_channels else None
+        tgt_ids = torch.full((len(chunk),), tgt, device=dev)
+        seeds = [seed_for(cfg.seed, 6, i) for i, _ in chunk]
+        if cfg.method == "sdedit":
+            out = sdedit(model, x0, tgt_ids, m, strength=cfg.strength, sampler=cfg.sampler, steps=cfg.steps,
+                         guidance=cfg.guidance, gens=generators(seeds, dev))
+        else:
+            src_ids = torch.full((len(chunk),), src, device=dev)
+            out = ddib(model, x0, src_ids, tgt_ids, m, strength=cfg.strength, steps=cfg.steps,
+                       guidance=cfg.guidance)
+        for (i, r), img, k, s in zip(chunk, to_uint8(out), inst, seeds):
+            write_refined(writer, rendered, r, img, k if r.mask else None, seed=s, extra={
+                "method": cfg.method, "strength": cfg.strength,
+                "sampler": "ddim" if cfg.method == "ddib" else cfg.sampler, "steps": cfg.steps,
+                "guidance": cfg.guidance, "target_class": cfg.target_class, "source_class": src_name,
+                "model": str(model_path)})
+        log(f"{len(done) + start + len(chunk)}/{len(records)} frames refined")
+    return finish(writer, rendered, records, config, cfg.seed, str(model_path))
+
+
+def write_refined(writer: DatasetWriter, rendered: Dataset, r, img: np.ndarray, mask, *, seed, extra):
+    """Write one refined frame carrying over the rendered frame's label, mask, depth and spec."""
+    res = img.shape[0]
+    depth = resize_mask(read_gray(rendered.root / r.depth), res) if r.depth else None
+    writer.write_frame(r.id, image=img, label=r.label, mask=mask, depth=depth, spec=rendered.spec(r), seed=seed,
+                       source=f"{rendered.root}:{r.id}", extra=extra)
+
+
+def finish(writer, rendered: Dataset, records, config: dict, seed: int, model: str) -> Path:
+    manifest = {"command": "synth refine", "config": config, "seed": seed, "kind": "refined",
+                "source": str(rendered.root), "model": model}
+    if "depth_scale" in rendered.manifest:
+        manifest["depth_scale"] = rendered.manifest["depth_scale"]
+    writer.finalize(manifest=manifest, expected_ids=[r.id for r in records])
+    return writer.root
