@@ -28,7 +28,7 @@ from synth.classifier.data import ClassifyError
 from synth.generator.dataset import write_json
 
 SUMMARY_KEYS = ("accuracy", "balanced_accuracy", "auc", "sensitivity", "specificity", "f1")
-SEG_KEYS = ("dice", "iou", "dice_lesion_images", "iou_lesion_images", "dice_pooled", "iou_pooled")
+SEG_KEYS = ("dice", "iou", "dice_lesion_images", "iou_lesion_images", "dice_pooled", "iou_pooled", "detection_auc")
 
 
 def check_out(out: str, overwrite: bool) -> Path:

@@ -1,0 +1,152 @@
+"""Segmentation for `synth classify --model unet`: lesion masks learned from rendered frames.
+
+Same sources, splits, field-of-view mask and report as classification; the target is the binary
+lesion mask (any instance > 0) and the metrics are Dice and IoU on each test set. The mask is
+cut by the same field of view as the image, so the model is never asked for lesion pixels it
+cannot see. Each test set with both classes also gets a detection AUC, scoring an image by its
+highest lesion probability: a segmenter is also a classifier.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from synth.classifier.data import Arrays, ClassifyError
+from synth.classifier.metrics import classification_metrics, segmentation_metrics
+
+
+def run_segment(cfg, train_specs, test_specs, log):
+    import torch
+
+    from synth.classifier.models import build_segmenter
+    from synth.classifier.protocols import _payload
+    from synth.classifier.train import load_data
+
+    if cfg.protocol != "single":
+        raise ClassifyError("segmentation (--model unet) supports --protocol single; mix sources with fractions")
+    if cfg.size % 32:
+        raise ClassifyError(f"--model unet needs --size divisible by 32 (got {cfg.size})")
+    if cfg.augment:
+        raise ClassifyError("--augment is the classification baseline; use --online-aug for segmentation")
+    data = load_data(cfg, train_specs, test_specs, log, with_masks=True)
+    payload = _payload(cfg, data)
+    payload["task"] = "segment"
+    torch.manual_seed(cfg.seed)
+    model, info = build_segmenter(cfg.model, weights=cfg.weights, log=log)
+    payload["model"] = info
+    history = fit_segmenter(model, data.train, data.test, cfg, log)
+    results = {name: evaluate_segmenter(model, arr, cfg, data.class_names) for name, arr in data.test.items()}
+    by_source: dict[str, int] = {}
+    for o in data.train.origin:
+        by_source[o[0]] = by_source.get(o[0], 0) + 1
+    payload["runs"] = [{"name": "train", "train_frames": len(data.train), "train_by_source": by_source,
+                        "history": history, "test": results}]
+    extras = {"examples": _examples(model, next(iter(data.test.values())), cfg)}
+    if cfg.save_model:
+        extras["model_state"] = model.state_dict()
+    return payload, extras
+
+
+def _input(images_u8):
+    import torch
+
+    from synth.classifier.train import MEAN, STD
+
+    x = torch.from_numpy(images_u8).float().div_(255.0)
+    return (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+
+
+def _joint_flip_rot(x, y, gen):
+    """Random flips and 90-degree turns applied to image and mask alike (the FOV is symmetric)."""
+    import torch
+
+    n = x.shape[0]
+    flip = torch.rand(n, generator=gen) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    y = torch.where(flip[:, None, None, None], y.flip(-1), y)
+    k = torch.randint(0, 4, (n,), generator=gen)
+    x = torch.stack([torch.rot90(x[i], int(k[i]), dims=(-2, -1)) for i in range(n)])
+    y = torch.stack([torch.rot90(y[i], int(k[i]), dims=(-2, -1)) for i in range(n)])
+    return x, y
+
+
+def fit_segmenter(model, train: Arrays, test: dict[str, Arrays], cfg, log) -> list[dict]:
+    import torch
+    import torch.nn.functional as F
+
+    from synth.classifier.train import batches_for_epoch
+
+    if len(train) == 0:
+        raise ClassifyError("no training frames; raise the fraction or add data")
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + 1)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    steps = cfg.epochs * ((len(train) + cfg.batch_size - 1) // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
+    weighted = not np.allclose(train.weights, train.weights[0])
+    history = []
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        t0 = time.time()
+        tot, n = 0.0, 0
+        for rows in batches_for_epoch(train, cfg.batch_size, gen, weighted):
+            x = _input(train.images[rows])
+            y = torch.from_numpy(train.masks[rows]).float()[:, None]
+            if cfg.online_aug:
+                x, y = _joint_flip_rot(x, y, gen)
+            logits = model(x)
+            # BCE for every pixel plus soft Dice, so small lesions are not drowned by background.
+            p = torch.sigmoid(logits)
+            dice = 1 - (2 * (p * y).sum((1, 2, 3)) + 1) / (p.sum((1, 2, 3)) + y.sum((1, 2, 3)) + 1)
+            loss = F.binary_cross_entropy_with_logits(logits, y) + dice.mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot += loss.item() * len(rows)
+            n += len(rows)
+        h = {"stage": "train", "epoch": epoch, "train_loss": tot / n, "seconds": round(time.time() - t0, 2)}
+        if cfg.eval_each_epoch or epoch == cfg.epochs:
+            for name, arr in test.items():
+                m = segmentation_metrics(predict_masks(model, arr) > 0.5, arr.masks)
+                h[f"test_{name}_dice"] = m["dice_lesion_images"] if m["dice_lesion_images"] is not None else m["dice"]
+                h[f"test_{name}_iou"] = m["iou_lesion_images"] if m["iou_lesion_images"] is not None else m["iou"]
+        history.append(h)
+        log(f"[segment] epoch {epoch}/{cfg.epochs}: loss {h['train_loss']:.4f}"
+            + "".join(f", {k[5:]} {v:.3f}" for k, v in h.items() if k.startswith("test_") and v is not None)
+            + f" ({h['seconds']:.0f} s)")
+    return history
+
+
+def predict_masks(model, arr: Arrays, batch_size: int = 64) -> np.ndarray:
+    """Lesion probability per pixel (N, S, S)."""
+    import torch
+
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(arr), batch_size):
+            out.append(torch.sigmoid(model(_input(arr.images[i:i + batch_size])))[:, 0].numpy())
+    return np.concatenate(out) if out else np.zeros((0,) + arr.images.shape[2:])
+
+
+def evaluate_segmenter(model, arr: Arrays, cfg, class_names) -> dict:
+    from synth.classifier.data import fov_mask
+
+    prob = predict_masks(model, arr)
+    if cfg.fov == "circle":
+        prob = prob * fov_mask(cfg.size, cfg.fov_radius)
+    m = segmentation_metrics(prob > 0.5, arr.masks)
+    if len(np.unique(arr.labels)) == 2 and len(class_names) == 2:
+        score = prob.reshape(len(prob), -1).max(1)
+        c = classification_metrics(np.stack([1 - score, score], 1), arr.labels, class_names, cfg.positive)
+        m["detection_auc"] = c["auc"]
+    return m
+
+
+def _examples(model, arr: Arrays, cfg, n: int = 6) -> dict:
+    has = np.flatnonzero(arr.masks.reshape(len(arr), -1).any(1))
+    rows = np.concatenate([has[:n], np.flatnonzero(~np.isin(np.arange(len(arr)), has))])[:n]
+    sub = arr.subset(rows)
+    return {"images": sub.images, "truth": sub.masks, "pred": predict_masks(model, sub) > 0.5}
