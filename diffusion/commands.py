@@ -163,3 +163,53 @@ def register(app: typer.Typer, fail) -> None:
             typer.echo(f"wrote refined frames to {path}")
         except UserError as e:
             fail(str(e))
+
+    # ------------------------------------------------------------------ metrics
+
+    @diffusion_app.command("metrics")
+    def metrics_cmd(
+        real: Path = typer.Argument(..., help="Real dataset folder."),
+        generated: Path = typer.Argument(..., help="Generated or refined dataset folder."),
+        resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Compare at NxN (default: the generated size)."),
+        limit: Optional[int] = typer.Option(None, "--limit", help="Use at most N images of each."),
+        fid: bool = typer.Option(False, "--fid", help="Also FID and KID (needs Inception weights)."),
+        inception_weights: Optional[Path] = typer.Option(None, "--inception-weights", help="torch-fidelity Inception weights file."),
+        seed: int = typer.Option(0, "--seed"),
+    ) -> None:
+        """Realism of a dataset against real images: C2ST accuracy (0.5 = indistinguishable), optionally FID/KID."""
+        try:
+            import json
+
+            from synth.diffusion.metrics import compare_datasets
+
+            res = compare_datasets(str(real), str(generated), resolution=resolution, limit=limit, seed=seed, fid=fid,
+                                   inception_weights=str(inception_weights) if inception_weights else None)
+            typer.echo(json.dumps(res))
+        except UserError as e:
+            fail(str(e))
+
+    @diffusion_app.command("evaluate")
+    def evaluate_cmd(
+        run: Path = typer.Argument(..., help="Training run folder (its checkpoints are evaluated)."),
+        real: Path = typer.Option(..., "--real", help="Real dataset folder to compare with."),
+        n: int = typer.Option(200, "--n", help="Samples per checkpoint (one per chosen real frame)."),
+        sampler: str = typer.Option("ddim", "--sampler", help=SAMPLER_HELP),
+        steps: Optional[int] = typer.Option(25, "--steps", help=STEPS_HELP),
+        guidance: float = typer.Option(1.0, "--guidance"),
+        target_class: Optional[str] = typer.Option(None, "--target-class", help="Generate only this class."),
+        every: int = typer.Option(1, "--every", help="Evaluate every k-th checkpoint."),
+        fid: bool = typer.Option(False, "--fid", help="Also FID and KID (needs Inception weights)."),
+        inception_weights: Optional[Path] = typer.Option(None, "--inception-weights"),
+        seed: int = typer.Option(0, "--seed"),
+    ) -> None:
+        """Quality per checkpoint: writes metrics.csv, metrics.json and metrics.png into the run."""
+        try:
+            from synth.diffusion.evaluate import EvaluateConfig, evaluate
+
+            cfg = EvaluateConfig(run=str(run), real=str(real), n=n, sampler=sampler, steps=steps, guidance=guidance,
+                                 target_class=target_class, fid=fid, every=every,
+                                 inception_weights=str(inception_weights) if inception_weights else None, seed=seed)
+            evaluate(cfg, log=typer.echo)
+            typer.echo(f"wrote {run / 'metrics.csv'} and {run / 'metrics.png'}")
+        except UserError as e:
+            fail(str(e))

@@ -1,0 +1,184 @@
+"""Image-set quality metrics: a weight-free realism score (C2ST) and FID/KID on Inception features.
+
+C2ST, the classifier two-sample test (Lopez-Paz & Oquab 2017): a small classifier learns to
+tell real from generated images on part of the data and is scored on held-out images. Its
+accuracy is the realism score: 0.5 means it cannot tell them apart, 1.0 means it always can.
+It needs no pretrained weights, so it works offline and is what the benchmarks report when
+Inception weights are not available. The classifier is a standardised logistic regression on
+features that see colour (histograms), layout (an 8x8 thumbnail), texture (gradient
+histogram) and the frequency content where diffusion artefacts show (radial power spectrum),
+scored by stratified k-fold cross-validation on class-balanced sets.
+
+FID and KID use torchmetrics with the Inception network of torch-fidelity. Its weights
+(`weights-inception-2015-12-05-6726825d.pth`) cannot be downloaded at run time here: they are
+taken from `--inception-weights FILE` or torch's hub cache, and a one-line error says so
+when neither has them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from synth import UserError
+
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+
+
+class MetricError(UserError):
+    """A metric that cannot be computed with what is available."""
+
+
+# --------------------------------------------------------------------------- C2ST
+
+
+def _features(images: np.ndarray) -> np.ndarray:
+    """Per-image features (N, F) of uint8 (N, H, W, 3) images."""
+    import cv2
+
+    n, h, w, _ = images.shape
+    x = images.astype(np.float32) / 255.0
+    hist = np.stack([
+        np.concatenate([np.histogram(img[..., c], bins=16, range=(0, 1))[0] / (h * w) for c in range(3)])
+        for img in x
+    ])
+    thumbs = np.stack([cv2.resize(img, (8, 8), interpolation=cv2.INTER_AREA).ravel() for img in x])
+    gray = x.mean(axis=3)
+    gy, gx = np.gradient(gray, axis=(1, 2))
+    grad = np.sqrt(gx**2 + gy**2)
+    ghist = np.stack([np.histogram(g, bins=16, range=(0, 0.5))[0] / (h * w) for g in grad])
+    spec = np.abs(np.fft.fftshift(np.fft.fft2(gray - gray.mean(axis=(1, 2), keepdims=True)), axes=(1, 2))) ** 2
+    yy, xx = np.mgrid[0:h, 0:w]
+    r = np.sqrt((yy - h / 2) ** 2 + (xx - w / 2) ** 2) / (min(h, w) / 2)
+    bins = np.minimum((r * 12).astype(int), 12)
+    radial = np.stack([np.log1p(np.bincount(bins.ravel(), weights=s.ravel(), minlength=13)[:12]) for s in spec])
+    stats = np.concatenate([x.mean(axis=(1, 2)), x.std(axis=(1, 2))], axis=1)
+    return np.concatenate([hist, thumbs, ghist, radial, stats], axis=1)
+
+
+def c2st(real: np.ndarray, fake: np.ndarray, *, seed: int = 0, folds: int = 5) -> dict:
+    """Held-out accuracy of a classifier telling `real` from `fake` (uint8 (N, H, W, 3) each).
+
+    The larger set is subsampled (seeded) so both classes are equally many: chance is 0.5.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if real.shape[1:3] != fake.shape[1:3]:
+        raise MetricError(f"real images are {real.shape[2]}x{real.shape[1]} but generated ones "
+                          f"{fake.shape[2]}x{fake.shape[1]}; resize them to one size first")
+    n = min(len(real), len(fake))
+    if n < 2 * folds:
+        raise MetricError(f"C2ST needs at least {2 * folds} images of each set, got {len(real)} real and "
+                          f"{len(fake)} generated")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 8]))
+    real = real[rng.permutation(len(real))[:n]]
+    fake = fake[rng.permutation(len(fake))[:n]]
+    X = np.concatenate([_features(real), _features(fake)])
+    y = np.concatenate([np.ones(n), np.zeros(n)])
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000))
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=int(rng.integers(2**31)))
+    scores = cross_val_score(clf, X, y, cv=cv, scoring="accuracy")
+    return {"c2st_accuracy": float(scores.mean()), "c2st_std": float(scores.std()), "n_per_set": int(n)}
+
+
+# --------------------------------------------------------------------------- FID / KID
+
+
+def find_inception_weights(path: str | None) -> Path:
+    """The torch-fidelity Inception weights: the given file, else torch's hub cache; else a clear error."""
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise MetricError(f"--inception-weights {p} does not exist")
+        return p
+    import torch
+
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+    if cached.is_file():
+        return cached
+    raise MetricError(
+        f"FID/KID need Inception weights, which cannot be downloaded here: pass --inception-weights FILE "
+        f"({INCEPTION_FILE} from torch-fidelity) or put it in {cached.parent}; the C2ST realism score needs no weights"
+    )
+
+
+def inception_extractor(path: str | None):
+    """torchmetrics' Inception (2048-d pool features) with local weights."""
+    weights = find_inception_weights(path)
+    try:
+        from torchmetrics.image.fid import NoTrainInceptionV3
+    except ImportError:  # pragma: no cover - torchmetrics always ships it
+        raise MetricError("this torchmetrics has no Inception feature extractor") from None
+    try:
+        return NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
+                                  feature_extractor_weights_path=str(weights))
+    except ModuleNotFoundError:
+        raise MetricError("FID/KID need the torch-fidelity package (pip install torch-fidelity); "
+                          "the C2ST realism score needs neither it nor weights") from None
+
+
+def fid_kid(real: np.ndarray, fake: np.ndarray, extractor, *, batch_size: int = 64) -> dict:
+    """FID and KID (mean, std) of uint8 (N, H, W, 3) image sets with a feature extractor module.
+
+    The extractor takes uint8 (B, 3, H, W) and returns (B, F) features (torchmetrics' Inception
+    does its own resizing to 299 px).
+    """
+    import torch
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    n = min(len(real), len(fake))
+    if n < 2:
+        raise MetricError("FID/KID need at least 2 images of each set")
+    fid = FrechetInceptionDistance(feature=extractor, reset_real_features=True)
+    kid = KernelInceptionDistance(feature=extractor, subset_size=min(1000, n), subsets=50)
+    with torch.no_grad():
+        for images, is_real in ((real, True), (fake, False)):
+            for s in range(0, len(images), batch_size):
+                batch = torch.from_numpy(np.ascontiguousarray(images[s:s + batch_size])).permute(0, 3, 1, 2)
+                fid.update(batch, real=is_real)
+                kid.update(batch, real=is_real)
+    kid_mean, kid_std = kid.compute()
+    return {"fid": float(fid.compute()), "kid_mean": float(kid_mean), "kid_std": float(kid_std)}
+
+
+# --------------------------------------------------------------------------- dataset-level helpers
+
+
+def dataset_images(path: str | Path, size: int | None = None, limit: int | None = None,
+                   labels: Sequence[str] | None = None) -> np.ndarray:
+    """uint8 (N, size, size, 3) images of a dataset folder (optionally only some labels)."""
+    from synth.diffusion.data import resize_image
+    from synth.generator.dataset import Dataset
+
+    ds = Dataset.open(path)
+    recs = [r for r in ds if labels is None or r.label in labels][:limit]
+    if not recs:
+        raise MetricError(f"{path} has no frames{' with labels ' + ', '.join(labels) if labels else ''}")
+    imgs = [ds.image(r) for r in recs]
+    size = size or imgs[0].shape[0]
+    return np.stack([resize_image(i, size) for i in imgs])
+
+
+def compare(real: np.ndarray, fake: np.ndarray, *, seed: int = 0, fid: bool = False,
+            inception_weights: str | None = None) -> dict:
+    """C2ST always; FID/KID as well when asked (a one-line error if their weights are missing)."""
+    extractor = inception_extractor(inception_weights) if fid else None  # fail before any work
+    out = c2st(real, fake, seed=seed)
+    if extractor is not None:
+        out.update(fid_kid(real, fake, extractor))
+    return out
+
+
+def compare_datasets(real: str, fake: str, *, resolution: int | None = None, limit: int | None = None,
+                     seed: int = 0, fid: bool = False, inception_weights: str | None = None) -> dict:
+    fake_imgs = dataset_images(fake, resolution, limit)
+    real_imgs = dataset_images(real, resolution or fake_imgs.shape[1], limit)
+    if real_imgs.shape[1] != fake_imgs.shape[1]:
+        fake_imgs = dataset_images(fake, real_imgs.shape[1], limit)
+    return compare(real_imgs, fake_imgs, seed=seed, fid=fid, inception_weights=inception_weights)
