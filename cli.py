@@ -56,7 +56,9 @@ def render(
     backend: str = typer.Option("local", "--backend", help="local (processes here) or ray (a Ray cluster)."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address HOST:PORT (--backend ray)."),
     device: str = typer.Option("cpu", "--device", help="cpu, or gpu (Cycles CUDA/OptiX)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Cycles threads per process (default: cores/workers)."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", help="Cycles threads per process (default: cores/workers; with --backend ray, 1 per task)."
+    ),
     frames_per_process: int = typer.Option(
         200, "--frames-per-process", help="Restart a rendering process after this many frames (keeps memory flat)."
     ),

@@ -52,13 +52,35 @@ def make_chunks(indices: list[int], workers: int, frames_per_process: int, frame
     return [indices[i:i + size] for i in range(0, len(indices), size)]
 
 
+STALE_TEMP_SECONDS = 600
+
+
 def _clean_stale_temp(root: Path) -> None:
-    """Remove temp files a killed run left behind (they never look like finished files)."""
-    for sub in DatasetWriter.SUBDIRS:
-        for p in (root / sub).glob(".*.tmp"):
-            p.unlink(missing_ok=True)
-    for p in root.glob(".*.tmp"):
-        p.unlink(missing_ok=True)
+    """Remove temp files a killed run left behind (they never look like finished files).
+
+    Only old ones: another shard may be writing into the same folder right now, and its temp files
+    live for milliseconds, so anything older than `STALE_TEMP_SECONDS` belongs to a dead process.
+    """
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    for p in [*(q for sub in DatasetWriter.SUBDIRS for q in (root / sub).glob(".*.tmp")), *root.glob(".*.tmp")]:
+        try:
+            if p.stat().st_mtime < cutoff:
+                p.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
+
+
+def _open_writer(root: Path, cfg: RenderConfig, overwrite: bool, shard: tuple[int, int]) -> DatasetWriter:
+    """Prepare the folder; shards starting at the same moment may see each other half-way, so retry."""
+    for attempt in range(3):
+        try:
+            return DatasetWriter(root, config=cfg.to_json(), class_names=CLASS_NAMES, overwrite=overwrite,
+                                 config_keys_that_may_change=FRAME_INDEPENDENT)
+        except DatasetError:
+            if shard[1] == 1 or overwrite or attempt == 2:
+                raise
+            time.sleep(1.0 + attempt)
+    raise AssertionError("unreachable")
 
 
 def _count_done(root: Path, wanted: set[str]) -> int:
@@ -81,16 +103,23 @@ def run_render(cfg: RenderConfig, *, overwrite: bool = False, preview: bool = Fa
     if address and backend != "ray":
         raise ConfigError("--address is for --backend ray")
     root = Path(cfg.out)
-    writer = DatasetWriter(root, config=cfg.to_json(), class_names=CLASS_NAMES, overwrite=overwrite,
-                           config_keys_that_may_change=FRAME_INDEPENDENT)
+    if address is not None and not address.strip():
+        raise ConfigError("--address must look like HOST:PORT")
+    if cfg.device == "gpu" and backend == "local":
+        _require_gpu()  # with Ray the GPUs are on the cluster's nodes: `plan` checks them
+    writer = _open_writer(root, cfg, overwrite, shard)
     _clean_stale_temp(root)
-    if cfg.device == "gpu":
-        _require_gpu()
 
     k, n_shards = shard
     mine = list(shard_indices(cfg.n, k, n_shards))
     done = writer.done_ids()
     todo = [i for i in mine if frame_id(i) not in done]
+    if backend == "ray" and todo:
+        from synth.generator.ray_backend import plan
+
+        # Ray packs tasks of `threads` CPUs onto the nodes: enough chunks to fill every slot.
+        threads, slots = plan(address, threads, cfg.device)
+        workers = max(workers, slots)
     threads = threads or default_threads(workers)
     chunks = make_chunks(todo, workers, frames_per_process, cfg.frames_per_scene)
     say = (lambda *a, **kw: None) if quiet else typer.echo
@@ -102,10 +131,14 @@ def run_render(cfg: RenderConfig, *, overwrite: bool = False, preview: bool = Fa
     wanted = {frame_id(i) for i in mine}
     if chunks:
         if backend == "ray":
-            from synth.generator.ray_backend import run_chunks_ray
+            from synth.generator.ray_backend import run_chunks_ray, shutdown
 
-            stats.chunks, stats.retries = run_chunks_ray(cfg.to_json(), chunks, threads, address,
-                                                        progress=_progress(root, wanted, len(mine), quiet))
+            try:
+                stats.chunks, stats.retries = run_chunks_ray(cfg.to_json(), chunks, threads,
+                                                            progress=_progress(root, wanted, len(mine), quiet),
+                                                            device=cfg.device)
+            finally:
+                shutdown()
         else:
             stats.chunks, stats.retries = _run_chunks_local(cfg.to_json(), chunks, workers, threads,
                                                            progress=_progress(root, wanted, len(mine), quiet))
@@ -129,8 +162,9 @@ def run_render(cfg: RenderConfig, *, overwrite: bool = False, preview: bool = Fa
 def _run_chunks_local(cfg_json: dict, chunks: list[list[int]], workers: int, threads: int, progress):
     """Render chunks in spawned processes, each used for one chunk then replaced.
 
+    `workers` slots each run one chunk at a time (so the summary can say what each slot did).
     A worker that dies (killed, out of memory) breaks the pool: finished frames are on disk, so
-    the remaining chunks are simply submitted again to a fresh pool, a bounded number of times.
+    the unfinished chunks are submitted again to a fresh pool, a bounded number of times.
     """
     import multiprocessing as mp
 
@@ -140,22 +174,33 @@ def _run_chunks_local(cfg_json: dict, chunks: list[list[int]], workers: int, thr
     retries = 0
     with progress as bar:
         while pending:
-            pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx,
-                                       max_tasks_per_child=1)
-            futures = {pool.submit(render_chunk, cfg_json, c, threads): c for c in pending}
-            pending = []
+            n_slots = min(workers, len(pending))
+            pool = ProcessPoolExecutor(max_workers=n_slots, mp_context=ctx, max_tasks_per_child=1)
+            futures: dict = {}
             broken = False
+
+            def submit(slot: int) -> None:
+                chunk = pending.pop(0)
+                futures[pool.submit(render_chunk, cfg_json, chunk, threads)] = (slot, chunk)
+
             try:
+                for slot in range(n_slots):
+                    submit(slot)
                 while futures:
                     finished, _ = wait(list(futures), timeout=0.5, return_when=FIRST_COMPLETED)
                     bar.update()
                     for f in finished:
-                        chunk = futures.pop(f)
+                        slot, chunk = futures.pop(f)
                         try:
-                            results.append(f.result())
+                            result = f.result()
                         except BrokenProcessPool:
                             broken = True
                             pending.append(chunk)
+                            continue
+                        result["worker"] = f"worker {slot + 1}"
+                        results.append(result)
+                        if pending and not broken:
+                            submit(slot)
             except KeyboardInterrupt:
                 _kill_pool(pool)
                 raise
@@ -237,6 +282,15 @@ def _versions() -> dict:
     from importlib import metadata
 
     out = {"synth": __version__, "python": platform.python_version()}
+    try:  # the exact code, when running from a checkout
+        import subprocess
+
+        rev = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=5)
+        if rev.returncode == 0:
+            out["git"] = rev.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
     for pkg in ("bpy", "numpy", "opencv-python-headless"):
         try:
             out[pkg] = metadata.version(pkg)
@@ -292,12 +346,12 @@ def _summary(say, root: Path, manifest: dict, stats: RunStats | None) -> None:
         per_worker: dict[str, list[float]] = {}
         for c in stats.chunks:
             if c["frames"]:
-                w = per_worker.setdefault(f"{c['host']}:{c['pid']}", [0, 0.0])
+                w = per_worker.setdefault(c.get("worker") or f"{c['host']}:{c['pid']}", [0, 0.0])
                 w[0] += c["frames"]
                 w[1] += c["seconds"]
-        if len(per_worker) > 1:
+        if len(per_worker) > 1 or len(stats.chunks) > 1:
             for name, (nf, sec) in sorted(per_worker.items()):
-                say(f"  worker {name}: {nf} frames, {nf / sec * 60:.1f} frames/min")
+                say(f"  {name}: {nf} frames, {nf / sec * 60:.1f} frames/min while rendering")
 
 
 def write_preview(root: Path, max_frames: int = 32, columns: int = 8) -> Path:

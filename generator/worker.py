@@ -100,7 +100,12 @@ def render_chunk(cfg_json: dict, indices: list[int], threads: int, progress=None
 
 
 def check_gpu() -> str:
-    """Name of the Cycles GPU backend available here; raises RuntimeError if there is none."""
+    """Name of the Cycles GPU backend available here; raises RuntimeError if there is none.
+
+    Runs in a throwaway process: Blender's own warnings (CUDA/HIP libraries not found) are silenced
+    so the user sees one clear line.
+    """
+    quiet_native_output()
     from synth.generator.blender_scene import enable_gpu
 
     return enable_gpu()
