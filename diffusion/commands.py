@@ -139,6 +139,7 @@ def register(app: typer.Typer, fail) -> None:
         target_class: str = typer.Option("real", "--target-class"),
         source_class: Optional[str] = typer.Option(None, "--source-class", help="Default: the rendered folder's kind."),
         prompt: str = typer.Option("an endoscopy photo", "--prompt", help="Prompt for --method img2img."),
+        lora: Optional[Path] = typer.Option(None, "--lora", help="LoRA weights for img2img (from `synth diffusion dreambooth`)."),
         batch_size: int = typer.Option(16, "--batch-size", "-b"),
         limit: Optional[int] = typer.Option(None, "--limit", help="Refine only the first N frames."),
         run: Optional[Path] = typer.Option(None, "--run", help="Training run folder when no --model (default OUT-model)."),
@@ -156,7 +157,7 @@ def register(app: typer.Typer, fail) -> None:
                 rendered=str(rendered), out=str(out), real=[str(r) for r in real],
                 model=str(model) if model else None, method=method, strength=strength, sampler=sampler,
                 steps=steps, guidance=guidance, target_class=target_class, source_class=source_class,
-                prompt=prompt, batch_size=batch_size, limit=limit, run=str(run) if run else None,
+                prompt=prompt, lora=str(lora) if lora else None, batch_size=batch_size, limit=limit, run=str(run) if run else None,
                 train_steps=train_steps, resolution=resolution, channels=_ints(channels, "--channels"), seed=seed,
             )
             path = refine(cfg, overwrite=overwrite, log=typer.echo)
@@ -213,3 +214,50 @@ def register(app: typer.Typer, fail) -> None:
             typer.echo(f"wrote {run / 'metrics.csv'} and {run / 'metrics.png'}")
         except UserError as e:
             fail(str(e))
+
+    # ------------------------------------------------------------------ Stable Diffusion
+
+    @diffusion_app.command("dreambooth")
+    def dreambooth_cmd(
+        pretrained: Path = typer.Option(..., "--pretrained", help="Local Stable Diffusion folder (model_index.json)."),
+        instance_data: Path = typer.Option(..., "--instance-data", help="Dataset folder of the images to adapt to."),
+        out: Path = typer.Option(..., "--out", "-o", help="Folder for the LoRA weights."),
+        instance_prompt: str = typer.Option("a photo of sks polyp", "--instance-prompt"),
+        class_prompt: Optional[str] = typer.Option("a photo of a polyp", "--class-prompt", help="Prior preservation prompt."),
+        no_prior: bool = typer.Option(False, "--no-prior", help="Train without prior preservation."),
+        class_data: Optional[Path] = typer.Option(None, "--class-data", help="Dataset of class images (default: generated)."),
+        num_class_images: int = typer.Option(50, "--num-class-images"),
+        prior_weight: float = typer.Option(1.0, "--prior-weight"),
+        labels: Optional[str] = typer.Option(None, "--labels", help="Use only instance frames with these labels."),
+        resolution: int = typer.Option(512, "--resolution", "-r"),
+        rank: int = typer.Option(4, "--rank", help="LoRA rank."),
+        steps: int = typer.Option(400, "--steps"),
+        batch_size: int = typer.Option(1, "--batch-size", "-b"),
+        lr: float = typer.Option(1e-4, "--lr"),
+        seed: int = typer.Option(0, "--seed"),
+    ) -> None:
+        """DreamBooth-style LoRA fine-tune of a local Stable Diffusion checkpoint (instance + class prompts)."""
+        try:
+            from synth.diffusion.stable import DreamBoothConfig, dreambooth
+
+            cfg = DreamBoothConfig(
+                pretrained=str(pretrained), instance_data=str(instance_data), out=str(out),
+                instance_prompt=instance_prompt, class_prompt=None if no_prior else class_prompt,
+                class_data=str(class_data) if class_data else None, num_class_images=num_class_images,
+                prior_weight=prior_weight, labels=_names(labels), resolution=resolution, rank=rank, steps=steps,
+                batch_size=batch_size, lr=lr, seed=seed,
+            )
+            path = dreambooth(cfg, log=typer.echo)
+            typer.echo(f"LoRA weights saved in {path}")
+        except UserError as e:
+            fail(str(e))
+
+    @diffusion_app.command("tiny-sd")
+    def tiny_sd_cmd(
+        out: Path = typer.Argument(..., help="Folder to write the pipeline to."),
+        seed: int = typer.Option(0, "--seed"),
+    ) -> None:
+        """Write a tiny randomly initialised Stable Diffusion pipeline (offline smoke tests and demos)."""
+        from synth.diffusion.stable import make_tiny_pipeline
+
+        typer.echo(f"wrote {make_tiny_pipeline(out, seed=seed)}")

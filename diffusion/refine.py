@@ -66,6 +66,7 @@ class RefineConfig:
     lr: float = 2e-4
     # img2img
     prompt: str = "an endoscopy photo"
+    lora: str | None = None  # LoRA weights from `synth diffusion dreambooth`
 
     def validate(self) -> "RefineConfig":
         if self.method not in METHODS:
