@@ -20,7 +20,7 @@ import numpy as np
 from synth.generator.lumen import LumenSampler, LumenShape, TAU
 
 SPEC_VERSION = 1
-SCENE_STREAM, FRAME_STREAM = 0, 1
+SCENE_STREAM, FRAME_STREAM, LESION_STREAM = 0, 1, 2
 
 
 def _rng(*key: int) -> np.random.Generator:
@@ -293,6 +293,23 @@ def sample_artefacts(rng: np.random.Generator) -> dict:
 
 # --------------------------------------------------------------------------- frame
 
+LESION_BLOCK = 20
+
+
+def lesion_frame(seed: int, index: int, lesion_prob: float) -> bool:
+    """Whether frame `index` gets a lesion: stratified in blocks of LESION_BLOCK frames.
+
+    Independent coin flips would give a lesion fraction of p +/- 0.035 over 200 frames; instead
+    each block of 20 consecutive frames holds round(20 p) lesion frames (randomised rounding) at
+    places drawn from the block's own seeded stream. Still a pure function of (seed, index).
+    """
+    block, pos = divmod(index, LESION_BLOCK)
+    rng = _rng(seed, LESION_STREAM, block)
+    exact = lesion_prob * LESION_BLOCK
+    k = int(exact) + int(rng.random() < exact - int(exact))
+    return bool(rng.permutation(LESION_BLOCK)[pos] < k)
+
+
 
 def frame_spec(*, seed: int, index: int, lesion_prob: float, resolution: int, frames_per_scene: int,
                min_lesion_pixels: int, render: dict, scene: dict | None = None,
@@ -304,7 +321,7 @@ def frame_spec(*, seed: int, index: int, lesion_prob: float, resolution: int, fr
     if sampler is None:
         sampler = LumenSampler(LumenShape.from_dict(scene["lumen"]))
     rng = _rng(seed, FRAME_STREAM, index)
-    wants_lesion = bool(rng.random() < lesion_prob)
+    wants_lesion = lesion_frame(seed, index, lesion_prob)
     n_lesions = int(rng.choice([1, 2, 3], p=[0.8, 0.15, 0.05])) if wants_lesion else 0
     cam = sample_camera(rng, sampler)
     art = sample_artefacts(rng)

@@ -63,6 +63,17 @@ def test_lesion_probability_and_bounds():
     assert placed > 0.95
 
 
+@pytest.mark.parametrize("p", [0.5, 0.3, 0.85])
+def test_lesion_fraction_is_close_to_the_probability_for_every_seed(p):
+    from synth.generator.spec import lesion_frame
+
+    for seed in range(10):
+        frac = np.mean([lesion_frame(seed, i, p) for i in range(200)])
+        assert abs(frac - p) <= 0.025, (seed, frac)
+    # Not a fixed pattern: different seeds choose different frames.
+    assert [lesion_frame(0, i, p) for i in range(40)] != [lesion_frame(1, i, p) for i in range(40)]
+
+
 def test_lesion_prob_extremes():
     assert not any(s["lesions"] for s in specs(1, range(40), lesion_prob=0.0))
     assert all(s["wants_lesion"] for s in specs(1, range(40), lesion_prob=1.0))
