@@ -74,12 +74,15 @@ def render_chunk(cfg_json: dict, indices: list[int], threads: int, progress=None
     if not todo:
         return stats
     t0 = time.perf_counter()
+    parent = os.getppid()
     renderer = FrameRenderer(cfg.resolution, cfg.render_settings, threads, cfg.device)
     stats["rss_mb_start"] = rss_mb()
     try:
         for spec in frame_specs(seed=cfg.seed, indices=todo, lesion_prob=cfg.lesion_prob,
                                 resolution=cfg.resolution, frames_per_scene=cfg.frames_per_scene,
                                 min_lesion_pixels=cfg.lesion_pixel_threshold, render=cfg.render_settings):
+            if os.getppid() != parent:
+                break  # the run that started us is gone (killed): stop instead of rendering on as an orphan
             out = render_frame(renderer, spec, cfg.lesion_pixel_threshold)
             writer.write_frame(
                 frame_id(spec["index"]), image=out["image"], label=out["label"], mask=out["mask"],
