@@ -261,3 +261,35 @@ def register(app: typer.Typer, fail) -> None:
         from synth.diffusion.stable import make_tiny_pipeline
 
         typer.echo(f"wrote {make_tiny_pipeline(out, seed=seed)}")
+
+    # ------------------------------------------------------------------ anomaly
+
+    @diffusion_app.command("anomaly")
+    def anomaly_cmd(
+        data: Path = typer.Argument(..., help="Dataset folder to score."),
+        model: Path = typer.Option(..., "--model", "-m", help="Model trained on normal frames."),
+        out: Path = typer.Option(..., "--out", "-o", help="Folder for heat maps, scores and report."),
+        strength: float = typer.Option(0.4, "--strength", help="How far to noise before denoising, in (0, 1]."),
+        steps: int = typer.Option(50, "--steps", help="DDIM steps for the full noise range."),
+        repeats: int = typer.Option(3, "--repeats", help="Noise draws averaged per frame."),
+        normal_class: Optional[str] = typer.Option("normal", "--normal-class", help="Class to denoise under."),
+        blur: float = typer.Option(1.0, "--blur", help="Gaussian sigma of the heat map (pixels)."),
+        fov: bool = typer.Option(False, "--fov", help="Score only inside the inscribed circle."),
+        batch_size: int = typer.Option(16, "--batch-size", "-b"),
+        limit: Optional[int] = typer.Option(None, "--limit"),
+        seed: int = typer.Option(0, "--seed"),
+        overwrite: bool = typer.Option(False, "--overwrite"),
+    ) -> None:
+        """Score how unusual each frame is (noise, denoise as normal, compare); heat maps and AUC vs masks."""
+        try:
+            import json
+
+            from synth.diffusion.anomaly import AnomalyConfig, score
+
+            cfg = AnomalyConfig(model=str(model), data=str(data), out=str(out), strength=strength, steps=steps,
+                                repeats=repeats, normal_class=normal_class or None, blur=blur, fov=fov,
+                                batch_size=batch_size, limit=limit, seed=seed)
+            report = score(cfg, overwrite=overwrite, log=typer.echo)
+            typer.echo(json.dumps({k: v for k, v in report.items() if k != "config"}))
+        except UserError as e:
+            fail(str(e))
