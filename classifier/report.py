@@ -108,8 +108,9 @@ def markdown(payload: dict) -> str:
     cfg = payload.get("config", {})
     lines = [f"# synth classify report ({payload.get('task')}, protocol {payload.get('protocol')})", ""]
     model = payload.get("model", {})
+    fov = f"circle of radius {cfg.get('fov_radius')} x side" if cfg.get("fov") == "circle" else "none"
     lines.append(f"Model: {model.get('model')} ({model.get('init')}), {cfg.get('epochs')} epochs, "
-                 f"size {cfg.get('size')} px, FOV {cfg.get('fov')} (radius {cfg.get('fov_radius')}), seed {cfg.get('seed')}.")
+                 f"size {cfg.get('size')} px, field of view: {fov}, seed {cfg.get('seed')}.")
     lines.append("")
     lines.append("| role | name | folder | fraction | frames | per class |")
     lines.append("|---|---|---|---|---|---|")

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The transfer experiments of docs/RESULTS.md, one function per row. Run from the repository root:
+#
+#   benchmarks/exp_classify.sh import          # real data into runs/real (needs ../shared/data)
+#   benchmarks/exp_classify.sh row4 row4full   # BloodMNIST: 10 % real (+ diffusion if present), 100 % real
+#   benchmarks/exp_classify.sh snapshot        # freeze the finished frames of runs/render-128
+#   benchmarks/exp_classify.sh row1 row1resnet row2 row3  # rendered -> real colonoscopy
+#   benchmarks/exp_classify.sh row0            # real-only baseline with and without the field of view
+#
+# Every command takes --seed 0 and writes a report folder under runs/exp/. Outputs stay out of git.
+set -euo pipefail
+S=${SYNTH:-.venv/bin/synth}
+DATA=${DATA:-../shared/data}
+RENDER=${RENDER:-runs/render-128}
+SNAP=${SNAP:-runs/render-128-snap}
+OUT=${OUT:-runs/exp}
+mkdir -p "$OUT"
+
+import() {
+  [ -d "$DATA/kvasir-seg-256" ] || { echo "error: $DATA has no kvasir-seg-256 (set DATA=...)"; exit 2; }
+  $S data import "$DATA/kvasir-seg-256" --out runs/real/kvasir --label lesion --class-names normal,lesion
+  $S data import "$DATA/cp-child-256" --out runs/real/cpchild --layout classes --class-names normal,lesion
+  for s in train val test; do $S data import "$DATA/bloodmnist.npz" --split $s --out runs/real/blood-$s; done
+}
+
+snapshot() {
+  .venv/bin/python benchmarks/exp_render_snapshot.py "$RENDER" "$SNAP" ${MAX_FRAMES:+--max $MAX_FRAMES}
+}
+
+BLOOD="--model resnet18 --size 28 --fov none --test real=runs/real/blood-test --batch-size 64 --eval-at-end --seed 0 --overwrite"
+
+row4() {
+  # BloodMNIST at 28x28, ResNet-18 from random init, no field-of-view mask (microscopy, one source).
+  local common="$BLOOD"
+  $S classify --train real=runs/real/blood-train:0.1 --epochs 10 --out $OUT/row4-blood-10pct $common
+  if [ -d runs/blood-augment ]; then
+    $S classify --train real=runs/real/blood-train:0.1 --train diffusion=runs/blood-augment --epochs 10 \
+      --out $OUT/row4-blood-10pct-diffusion $common
+  else
+    echo "row4: runs/blood-augment missing: make it with synth diffusion train + synth augment (see docs/RESULTS.md)"
+  fi
+}
+
+row4full() {
+  $S classify --train real=runs/real/blood-train --epochs ${FULL_EPOCHS:-1} --out $OUT/row4-blood-100pct $BLOOD
+}
+
+# Real colonoscopy test: Kvasir-SEG polyps (lesion) against CP-CHILD normal mucosa, every image
+# behind the same circular field of view.
+REAL_TEST="--test real=runs/real/kvasir --test real=runs/real/cpchild"
+
+R1="--train rendered=$SNAP $REAL_TEST --size 128 --fov circle --online-aug --seed 0 --overwrite"
+
+row1() {
+  $S classify --model smallcnn --epochs 15 --batch-size 32 --out $OUT/row1-smallcnn $R1
+}
+
+row1resnet() {
+  $S classify --model resnet18 --epochs 5 --batch-size 32 --eval-at-end --out $OUT/row1-resnet18 $R1
+}
+
+row2() {
+  $S classify --model unet --train rendered=$SNAP $REAL_TEST \
+    --size 128 --fov circle --online-aug --epochs ${UNET_EPOCHS:-8} --batch-size 16 --eval-at-end --seed 0 --overwrite --out $OUT/row2-unet
+}
+
+row3() {
+  # Transfer curve: fractions of the real training pool (70 % of each real folder; the other 30 % is the
+  # test set), alone and mixed with the rendered frames. Row 3 of RESULTS.md is its 10 % point.
+  $S classify --protocol curve --model smallcnn --train rendered=$SNAP \
+    --train real=runs/real/kvasir --train real=runs/real/cpchild $REAL_TEST \
+    --curve ${CURVE:-0,0.01,0.05,0.1,0.25,1} --size 128 --fov circle --online-aug --epochs ${CURVE_EPOCHS:-10} --batch-size 32 \
+    --seed 0 --overwrite --out $OUT/row3-curve
+}
+
+row0() {
+  # The shortcut check: real only (70 % of each real folder to train, 30 % to test), with the circular
+  # field of view and without it. The gap is what borders and on-screen text are worth.
+  for fov in circle none; do
+    $S classify --model smallcnn --train real=runs/real/kvasir --train real=runs/real/cpchild $REAL_TEST \
+      --size 128 --fov $fov --epochs 5 --batch-size 32 --eval-at-end --seed 0 --overwrite --out $OUT/row0-real-only-fov-$fov
+  done
+}
+
+for step in "$@"; do "$step"; done
