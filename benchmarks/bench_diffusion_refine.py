@@ -36,6 +36,7 @@ def main() -> None:
     p.add_argument("--resolution", type=int, default=64)
     p.add_argument("--real-limit", type=int, default=400, help="real frames per source")
     p.add_argument("--train-steps", type=int, default=800)
+    p.add_argument("--channels", default="32,64,128")
     p.add_argument("--strengths", default="0.3,0.5,0.7")
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
@@ -83,7 +84,8 @@ def main() -> None:
         t = time.perf_counter()
         cfg = RefineConfig(rendered=str(args.rendered), out=str(dst), real=[str(r) for r in reals],
                            model=str(model) if model else None, method=method, strength=strength, steps=args.steps,
-                           run=str(out / "model-run"), train_steps=args.train_steps, resolution=res, seed=args.seed)
+                           run=str(out / "model-run"), train_steps=args.train_steps, resolution=res, seed=args.seed,
+                           channels=tuple(int(c) for c in args.channels.split(",")))
         refine(cfg, overwrite=True)
         model = out / "model-run" / "model"
         secs = time.perf_counter() - t
