@@ -169,10 +169,14 @@ def select_sources(
                 raise ClassifyError(f"{s.path} is given twice as {role}; give each folder once")
             seen.add(key)
     if require_masks:
+        # A folder without masks is fine when every frame is of the first class ("normal"):
+        # its truth is an empty mask. A lesion frame without a mask has no truth to learn or score.
         for ds in train_ds + test_ds:
-            if not ds.has_masks():
+            if not ds.has_masks() and any(lab != names[0] for lab in ds.labels()):
                 raise ClassifyError(f"{ds.root} has no masks; segmentation needs masked frames "
                                     "(rendered frames or `synth data import --layout pairs`)")
+        if not any(ds.has_masks() for ds in train_ds):
+            raise ClassifyError("no training folder has masks; segmentation needs masked frames")
 
     test_keys = {Path(s.path).resolve() for s in test}
     train_keys = {Path(s.path).resolve() for s in train}

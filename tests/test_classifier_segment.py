@@ -49,3 +49,20 @@ def test_unet_rejects_bad_input(tmp_path):
     res = _cli(["classify", "--model", "unet", "--size", "32", "--train", f"s={tmp_path / 'nomask'}",
                 "--test", f"r={a}", "--out", str(tmp_path / "r2")])
     assert "has no masks" in _one_line_error(res)
+
+
+def test_maskless_normal_folder_counts_as_empty_masks(tmp_path):
+    from synth.classifier.data import SourceSpec, select_sources
+    from synth.generator.dataset import DatasetWriter
+
+    a = make_dataset(tmp_path / "a", 8, size=32)
+    w = DatasetWriter(tmp_path / "normals", config={}, class_names=["normal", "lesion"])
+    for i in range(3):
+        w.write_frame(f"{i:06d}", image=np.zeros((32, 32, 3), np.uint8), label="normal")
+    w.finalize(manifest={"command": "test"})
+    _, _, test = select_sources([SourceSpec("s", str(a))], [SourceSpec("r", str(tmp_path / "normals"))],
+                                seed=0, holdout=0.3, require_masks=True)
+    assert len(test[0].ids) == 3
+    with pytest.raises(ClassifyError, match="no training folder has masks"):
+        select_sources([SourceSpec("s", str(tmp_path / "normals"))], [SourceSpec("r", str(a))],
+                       seed=0, holdout=0.3, require_masks=True)
