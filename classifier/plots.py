@@ -114,13 +114,15 @@ def curve_plot(path: Path, curve: dict, metric: str = "auc") -> str:
     pos = [f for f in fr if f > 0]
     zero_x = (min(pos) / 3) if pos else 1e-3
     xs = [f if f > 0 else zero_x for f in fr]
+    # Open markers for the second arm, so equal values stay visible on top of each other.
     for arm, style in zip(curve["arms"], ("o-", "s--")):
         sets = sorted({k for p in pts if p.get(arm) for k, v in p[arm].items() if isinstance(v, dict)})
         for name in sets:
             px = [x for x, p in zip(xs, pts) if p.get(arm) and p[arm][name].get(metric) is not None]
             py = [p[arm][name][metric] for p in pts if p.get(arm) and p[arm][name].get(metric) is not None]
-            ax.plot(px, py, style, label=f"{arm} ({name})")
+            ax.plot(px, py, style, label=f"{arm} ({name})", mfc="none" if style == "s--" else None, ms=8)
     ax.set_xscale("log")
+    ax.minorticks_off()
     ax.set_xticks(xs, [f"{f:g}" for f in fr])
     ax.axhline(0.5, color="grey", ls=":", lw=0.8)
     ax.set(xlabel=f"fraction of '{curve['source']}' training data", ylabel=f"test {metric.upper()}",
