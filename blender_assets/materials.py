@@ -13,11 +13,6 @@ from __future__ import annotations
 import bpy
 
 
-def _principled(nodes) -> bpy.types.Node:
-    bsdf = nodes.get("Principled BSDF") or nodes.new("ShaderNodeBsdfPrincipled")
-    return bsdf
-
-
 def _new_material(name: str) -> tuple[bpy.types.Material, bpy.types.NodeTree]:
     mat = bpy.data.materials.get(name) or bpy.data.materials.new(name)
     tree = mat.node_tree
@@ -92,11 +87,11 @@ def mucosa_material(m: dict) -> bpy.types.Material:
     links.new(bn.outputs["Fac"], bump.inputs["Height"])
     links.new(bump.outputs["Normal"], bsdf.inputs["Normal"])
 
-    _wet(bsdf, m["roughness"], m["coat_weight"], m["coat_roughness"], m["subsurface_weight"], m["base_color"])
+    _wet(bsdf, m["roughness"], m["coat_weight"], m["coat_roughness"], m["subsurface_weight"])
     return mat
 
 
-def _wet(bsdf, roughness: float, coat: float, coat_roughness: float, sss: float, color) -> None:
+def _wet(bsdf, roughness: float, coat: float, coat_roughness: float, sss: float) -> None:
     bsdf.inputs["Roughness"].default_value = roughness
     bsdf.inputs["Coat Weight"].default_value = coat
     bsdf.inputs["Coat Roughness"].default_value = coat_roughness
@@ -123,5 +118,5 @@ def lesion_material(les: dict, coat: float, coat_roughness: float, sss: float) -
     bump.inputs["Distance"].default_value = 0.01
     links.new(vor.outputs["Distance"], bump.inputs["Height"])
     links.new(bump.outputs["Normal"], bsdf.inputs["Normal"])
-    _wet(bsdf, les["roughness"], coat, coat_roughness, sss, les["color"])
+    _wet(bsdf, les["roughness"], coat, coat_roughness, sss)
     return mat

@@ -171,8 +171,8 @@ class LumenSampler:
     def ray_cast(self, origin: np.ndarray, direction: np.ndarray, max_dist: float = 30.0, step: float = 0.1):
         """First wall hit of a ray from inside the lumen: (distance, s, theta) or None."""
         d = direction / np.linalg.norm(direction)
-        prev_t, prev_f = 0.0, self.inside(origin)
-        if prev_f <= 0:
+        prev_t = 0.0
+        if self.inside(origin) <= 0:
             return None
         t = step
         while t <= max_dist:
@@ -190,6 +190,6 @@ class LumenSampler:
                         hi = mid
                 s, theta, _ = self.local(origin + hi * d)
                 return hi, s, theta
-            prev_t, prev_f = t, f
+            prev_t = t
             t += step
         return None

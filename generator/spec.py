@@ -139,7 +139,7 @@ def sample_camera(rng: np.random.Generator, sampler: LumenSampler) -> dict:
     c, t, n, b = sampler.c[k], sampler.t[k], sampler.n[k], sampler.b[k]
     # Off-axis position: the scope is rarely centred.
     ang, off = _u(rng, 0, TAU), _u(rng, 0.0, 0.45)
-    r_local = float(sampler.inside(c)) + 0.0
+    r_local = float(sampler.inside(c))  # wall distance at the centreline
     pos = c + off * r_local * (math.cos(ang) * n + math.sin(ang) * b)
     toward_wall = rng.random() < 0.2
     # Mostly looking down the lumen; sometimes turned toward the wall.
