@@ -356,7 +356,8 @@ def finalize_folder(
         "format_version": FORMAT_VERSION,
         **manifest,
         "class_names": list(class_names),
-        "counts": {"frames": len(records), "per_class": counts},
+        "counts": {"frames": len(records), "per_class": counts,
+                   "fraction": {c: n / max(1, len(records)) for c, n in counts.items()}},
     }
     if coco and any(r.mask for r in records):
         write_coco(root, records)

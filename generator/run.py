@@ -72,10 +72,20 @@ def _clean_stale_temp(root: Path) -> None:
 
 def _open_writer(root: Path, cfg: RenderConfig, overwrite: bool, shard: tuple[int, int]) -> DatasetWriter:
     """Prepare the folder; shards starting at the same moment may see each other half-way, so retry."""
+    may_change = FRAME_INDEPENDENT
+    if shard[1] > 1:
+        # Shards split range(n) among themselves: with different --n their blocks would overlap or leave gaps.
+        may_change = tuple(k for k in FRAME_INDEPENDENT if k != "n")
+        old = root / "config.json"
+        if not overwrite and old.exists():
+            old_n = read_json(old).get("n")
+            if old_n != cfg.n:
+                raise ConfigError(f"{root} is a run of --n {old_n}; every --shard of a run needs the same --n "
+                                  f"(got {cfg.n}): use --n {old_n} or another --out")
     for attempt in range(3):
         try:
             return DatasetWriter(root, config=cfg.to_json(), class_names=CLASS_NAMES, overwrite=overwrite,
-                                 config_keys_that_may_change=FRAME_INDEPENDENT)
+                                 config_keys_that_may_change=may_change)
         except DatasetError:
             if shard[1] == 1 or overwrite or attempt == 2:
                 raise
@@ -314,13 +324,7 @@ def finalize_run(root: Path, cfg: RenderConfig, stats: RunStats | None = None) -
         "label_rule": f"lesion when the mask has >= {cfg.lesion_pixel_threshold} visible lesion pixels",
         "lesion_pixel_threshold": cfg.lesion_pixel_threshold,
     }
-    manifest = finalize_folder(root, manifest=man, class_names=CLASS_NAMES, expected_ids=ids)
-    per_class = manifest["counts"]["per_class"]
-    manifest["visible_lesion_fraction"] = per_class.get("lesion", 0) / max(1, manifest["counts"]["frames"])
-    from synth.generator.dataset import write_json
-
-    write_json(root / "manifest.json", manifest)
-    return manifest
+    return finalize_folder(root, manifest=man, class_names=CLASS_NAMES, expected_ids=ids)
 
 
 def merge_shards(out: Path, preview: bool = False) -> dict:
@@ -338,7 +342,7 @@ def merge_shards(out: Path, preview: bool = False) -> dict:
 
 def _summary(say, root: Path, manifest: dict, stats: RunStats | None) -> None:
     frames = manifest["counts"]["frames"]
-    say(f"dataset {root}: {frames} frames, visible-lesion fraction {manifest['visible_lesion_fraction']:.3f}")
+    say(f"dataset {root}: {frames} frames, visible-lesion fraction {manifest['counts']['fraction']['lesion']:.3f}")
     if stats and stats.rendered:
         spf = stats.seconds / stats.rendered
         say(f"rendered {stats.rendered} frames in {stats.seconds:.1f} s: {spf:.2f} s/frame, "

@@ -19,7 +19,9 @@ import numpy as np
 
 from synth.generator.lumen import LumenSampler, LumenShape, TAU
 
-SPEC_VERSION = 1
+# 2: camera starts 8-13 cm into the 30 cm lumen (from 1-6 cm, where a wide lens turned toward the
+# wall could see past the open start of the tube).
+SPEC_VERSION = 2
 SCENE_STREAM, FRAME_STREAM, LESION_STREAM = 0, 1, 2
 
 
@@ -134,7 +136,9 @@ def pixels_per_radian(cam: dict, resolution: int, rho: float) -> float:
 
 def sample_camera(rng: np.random.Generator, sampler: LumenSampler) -> dict:
     shape = sampler.shape
-    s_cam = _u(rng, 1.0, 6.0)
+    # Far enough in that no ray of a 170 deg lens tilted 65 deg can leave through the open start
+    # (that needs a ray within ~15 deg of straight back), and 17+ cm of lumen ahead.
+    s_cam = _u(rng, 8.0, 13.0)
     k = int(np.searchsorted(sampler.s, s_cam))
     c, t, n, b = sampler.c[k], sampler.t[k], sampler.n[k], sampler.b[k]
     # Off-axis position: the scope is rarely centred.

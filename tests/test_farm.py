@@ -141,6 +141,18 @@ def test_three_shards_merged_equal_single_run(reference, tmp_path):
 
 
 @pytest.mark.blender
+def test_shard_with_a_different_n_is_refused(tmp_path):
+    out = tmp_path / "shards"
+    render(out, "--shard", "0/2", n=2)
+    before = sorted(p.name for p in (out / "records").iterdir())
+    r = render(out, "--shard", "1/2", n=4, check=False, timeout=60)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "same --n" in r.stderr and "--n 2" in r.stderr
+    assert sorted(p.name for p in (out / "records").iterdir()) == before
+    assert json.loads((out / "config.json").read_text())["n"] == 2
+
+
+@pytest.mark.blender
 def test_two_workers_equal_single_run(reference, tmp_path):
     out = tmp_path / "w2"
     r = render(out, "--workers", "2", "--frames-per-process", "2")  # 3 processes' worth, 2 at a time

@@ -137,3 +137,68 @@ def test_help_is_instant_and_light():
     subprocess.run([sys.executable, "-c", code], check=True)
     out = subprocess.run([sys.executable, "-m", "synth.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "render" in out.stdout
+
+
+
+# Renders lesion frames twice in one Blender process: as specified, then with every material
+# replaced by flat emission (lesions pure green, everything else black, lights off). The
+# object-index pass of the first render (what becomes the mask) must cover exactly the green
+# pixels of the second: one sample per pixel, so both renders trace the same camera rays.
+_FLAT_COLOUR_SCRIPT = r"""
+import json, sys
+import bpy
+from synth.generator.blender_scene import FrameRenderer, read_exr
+from synth.generator.config import RenderConfig
+from synth.generator.spec import frame_specs
+
+cfg = RenderConfig(n=6, out="unused", seed=int(sys.argv[1]), lesion_prob=1.0, resolution=64,
+                   quality="draft", samples=1, frames_per_scene=3)
+renderer = FrameRenderer(cfg.resolution, cfg.render_settings, threads=1)
+
+def flat(name, rgb):
+    m = bpy.data.materials.new(name)
+    nt = m.node_tree
+    nt.nodes.clear()
+    em = nt.nodes.new("ShaderNodeEmission")
+    em.inputs["Color"].default_value = (*rgb, 1.0)
+    out = nt.nodes.new("ShaderNodeOutputMaterial")
+    nt.links.new(em.outputs["Emission"], out.inputs["Surface"])
+    return m
+
+green, black = flat("green", (0.0, 1.0, 0.0)), flat("black", (0.0, 0.0, 0.0))
+rows = []
+for spec in frame_specs(seed=cfg.seed, indices=range(cfg.n), lesion_prob=1.0, resolution=cfg.resolution,
+                        frames_per_scene=cfg.frames_per_scene, min_lesion_pixels=cfg.lesion_pixel_threshold,
+                        render=cfg.render_settings):
+    index = renderer.render(spec)["index"]
+    lights = [o for o in bpy.data.objects if o.type == "LIGHT"]
+    renderer._lumen.data.materials[0] = black
+    for obj in renderer._lesions:
+        obj.data.materials[0] = green
+    for light in lights:
+        light.hide_render = True
+    path = renderer._tmp / "flat.exr"
+    bpy.context.scene.render.filepath = str(path)
+    bpy.ops.render.render(write_still=True)
+    flat_rgb = read_exr(path)["rgb"]
+    renderer._lumen.data.materials[0] = renderer._mucosa
+    for light in lights:
+        light.hide_render = False
+    rows.append({"mask": (index > 0.5).astype(int).tolist(), "green": (flat_rgb[..., 1] > 0.5).astype(int).tolist(),
+                 "lesions": len(spec["lesions"])})
+print("RESULT" + json.dumps(rows))
+"""
+
+
+@pytest.mark.blender
+def test_mask_is_exactly_the_visible_lesion_pixels(tmp_path):
+    res = subprocess.run([sys.executable, "-c", _FLAT_COLOUR_SCRIPT, "3"], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = json.loads(res.stdout.split("RESULT", 1)[1])
+    assert sum(r["lesions"] > 0 for r in rows) >= 4  # lesion_prob 1: lesions were placed in view
+    for r in rows:
+        mask, green = np.array(r["mask"], bool), np.array(r["green"], bool)
+        assert mask.any() == (r["lesions"] > 0)
+        # Not one pixel differs: the mask is what the camera sees of the lesions.
+        assert np.array_equal(mask, green), f"{(mask != green).sum()} pixels differ"
