@@ -26,7 +26,8 @@ def _write(root, n=4, config=None, overwrite=False):
 def test_round_trip_and_coco(tmp_path):
     w = _write(tmp_path / "d")
     man = w.finalize(manifest={"kind": "test"}, expected_ids=[frame_id(i) for i in range(4)])
-    assert man["counts"] == {"frames": 4, "per_class": {"normal": 2, "lesion": 2}}
+    assert man["counts"] == {"frames": 4, "per_class": {"normal": 2, "lesion": 2},
+                             "fraction": {"normal": 0.5, "lesion": 0.5}}
     ds = Dataset.open(tmp_path / "d")
     assert len(ds) == 4 and ds.class_names == ["normal", "lesion"]
     rec = ds.records[1]
