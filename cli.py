@@ -65,15 +65,19 @@ def render(
     min_lesion_pixels: Optional[int] = typer.Option(
         None, "--min-lesion-pixels", help="Visible pixels for the label 'lesion' (default: 0.2% of the frame)."
     ),
+    lesion_area: str = typer.Option(
+        "0.005,0.3", "--lesion-area",
+        help="MIN,MAX apparent area of a lesion as fractions of the frame, drawn log-uniformly.",
+    ),
 ) -> None:
     """Render procedural colonoscopy frames with labels, masks, depth and specs."""
-    from synth.generator.config import RenderConfig, parse_shard
+    from synth.generator.config import RenderConfig, parse_area, parse_shard
 
     try:
         cfg = RenderConfig(
             n=n, out=str(out), lesion_prob=lesion_prob, seed=seed, resolution=resolution, quality=quality,
             samples=samples, frames_per_scene=frames_per_scene, device=device,
-            min_lesion_pixels=min_lesion_pixels,
+            min_lesion_pixels=min_lesion_pixels, lesion_area=parse_area(lesion_area),
         )
         cfg.validate()
         shard_k, shard_n = parse_shard(shard)

@@ -41,6 +41,8 @@ class RenderConfig:
     frames_per_scene: int = 4
     device: str = "cpu"
     min_lesion_pixels: int | None = None
+    # Apparent area of one lesion, as fractions of the frame: drawn log-uniformly between the two.
+    lesion_area: tuple[float, float] = (0.005, 0.3)
 
     def validate(self) -> "RenderConfig":
         if not isinstance(self.n, int) or self.n <= 0:
@@ -59,6 +61,10 @@ class RenderConfig:
             raise ConfigError(f"--device must be cpu or gpu, got {self.device!r}")
         if self.min_lesion_pixels is not None and self.min_lesion_pixels <= 0:
             raise ConfigError(f"--min-lesion-pixels must be positive, got {self.min_lesion_pixels}")
+        lo, hi = self.lesion_area
+        if not 0.0 < lo <= hi <= 1.0:
+            raise ConfigError(f"--lesion-area must be MIN,MAX with 0 < MIN <= MAX <= 1 (fractions of the frame), "
+                              f"got {lo},{hi}")
         if self.seed < 0:
             raise ConfigError(f"--seed must be zero or positive, got {self.seed}")
         return self
@@ -93,6 +99,15 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     if n <= 0 or not 0 <= k < n:
         raise ConfigError(f"--shard K/N needs 0 <= K < N, got {text!r}")
     return k, n
+
+
+def parse_area(text: str) -> tuple[float, float]:
+    """'0.01,0.3' -> (0.01, 0.3); range checks are RenderConfig.validate's."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--lesion-area must look like MIN,MAX (for example 0.005,0.3), got {text!r}") from None
+    return lo, hi
 
 
 def default_threads(workers: int) -> int:

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from synth.generator.config import RenderConfig
 from synth.generator.lumen import LumenSampler, LumenShape, TAU
 
 # 2: camera starts 8-13 cm into the 30 cm lumen (from 1-6 cm, where a wide lens turned toward the
@@ -184,9 +185,25 @@ def _lesion_color(rng: np.random.Generator, mucosa_rgb, kind: str) -> dict:
     return {"color": [float(c) for c in rgb], "hue_shift": dh, "saturation_scale": ds, "value_scale": dv}
 
 
+# Base radius in cm each lesion type may take: sizes stretch within these to meet the frame's
+# apparent-size target, so a lesion never becomes implausibly large to look big.
+LESION_SIZE_CM = {"sessile": (0.15, 1.5), "pedunculated": (0.2, 1.1), "flat": (0.25, 2.0)}
+# Default apparent area of one lesion as a fraction of the frame, drawn log-uniformly: from a
+# small lesion down the lumen to a close-up like the polyp-centred frames of Kvasir-SEG.
+DEFAULT_LESION_AREA = RenderConfig.lesion_area
+
+
 def sample_lesion(rng: np.random.Generator, sampler: LumenSampler, cam: dict, mucosa: dict,
-                  resolution: int, min_pixels: int, fov_radius: float, instance: int) -> dict | None:
-    """A lesion on a wall point the camera sees directly, big enough to be seen; None if none found."""
+                  resolution: int, min_pixels: int, fov_radius: float, instance: int,
+                  area: tuple[float, float] = DEFAULT_LESION_AREA) -> dict | None:
+    """A lesion on a wall point the camera sees directly, of a drawn apparent size; None if none fits.
+
+    The apparent area (fraction of the frame) is drawn log-uniformly from `area`. Candidate wall
+    points come from rays through random image points; at each, the base radius is stretched
+    (within `LESION_SIZE_CM` of its type) toward the target, and the candidate closest to the
+    target on a log scale wins. Occlusion by folds and the lesion's own shape make the rendered
+    area differ from the target: the mask, not this estimate, decides the label.
+    """
     kind = str(rng.choice(LESION_TYPES, p=LESION_TYPE_P))
     if kind == "sessile":
         size, height = _u(rng, 0.2, 1.1), _u(rng, 0.35, 0.95)
@@ -194,40 +211,46 @@ def sample_lesion(rng: np.random.Generator, sampler: LumenSampler, cam: dict, mu
         size, height = _u(rng, 0.25, 0.8), _u(rng, 0.8, 1.0)
     else:
         size, height = _u(rng, 0.35, 1.4), _u(rng, 0.04, 0.14)
+    size_lo, size_hi = LESION_SIZE_CM[kind]
     origin = np.asarray(cam["location"], float)
     les_stalk = _u(rng, 0.3, 1.0) if kind == "pedunculated" else 0.0
-    # Radius in pixels that makes the visible area comfortably exceed the label threshold.
+    target_area = math.exp(_u(rng, math.log(area[0]), math.log(area[1])))
+    target_px = math.sqrt(target_area / math.pi) * resolution  # radius in pixels of that area
+    # The label needs visible pixels: never aim below comfortably above the threshold.
     need_px = max(3.0, 1.5 * math.sqrt(min_pixels / math.pi))
-    best = None
+    target_px = max(target_px, need_px)
+    best, best_err = None, math.inf
     for _ in range(48):
         rho = fov_radius * math.sqrt(_u(rng, 0.02, 0.75))
         phi = _u(rng, 0, TAU)
         x, y = rho * math.cos(phi), rho * math.sin(phi)
-        hit = sampler.ray_cast(origin, pixel_direction(cam, x, y), max_dist=14.0)
+        ray = pixel_direction(cam, x, y)
+        hit = sampler.ray_cast(origin, ray, max_dist=14.0)
         if hit is None:
             continue
         dist, s_hit, th_hit = hit
-        # Keep clear of the lens: a lesion (or a stalk) almost touching the scope fills the view.
-        reach = size * height + (les_stalk if kind == "pedunculated" else 0.0)
-        if dist < 1.2 + 1.5 * reach:
-            continue
-        ray = pixel_direction(cam, x, y)
         facing = abs(float(ray @ sampler.wall_normal(s_hit, th_hit)))
-        # Projected area of the base: a disc of radius `size` seen from `dist` at incidence `facing`.
-        px = math.atan(size / dist) * pixels_per_radian(cam, resolution, rho) * math.sqrt(max(facing, 0.05))
-        if px >= need_px:
-            best = (dist, s_hit, th_hit, x, y)
-            break
-        # Too small from here: remember the biggest, grow the lesion toward it if nothing fits.
-        if best is None or px > best[-1]:
-            best = (dist, s_hit, th_hit, x, y, px)
+        ppr = pixels_per_radian(cam, resolution, rho) * math.sqrt(max(facing, 0.05))
+        # Base radius whose projection (a disc at `dist`, seen at incidence `facing`) meets the target.
+        want = dist * math.tan(min(target_px / ppr, 1.4))
+        s = min(max(want, size_lo), size_hi)
+        # Keep clear of the lens: a lesion (or a stalk) almost touching the scope fills the view.
+        stalk = les_stalk
+        if kind == "pedunculated":
+            stalk = min(les_stalk, max(0.2, (dist - 1.2) / 1.5 - s * height))
+        if dist < 1.2 + 1.5 * (s * height + stalk):
+            continue
+        px = math.atan(s / dist) * ppr
+        if px < need_px:
+            continue
+        err = abs(math.log(px / target_px))
+        if err < best_err:
+            best, best_err = (dist, s_hit, th_hit, x, y, s, stalk), err
+            if err < 0.1:
+                break
     if best is None:
         return None
-    dist, s_hit, th_hit, x, y = best[:5]
-    if len(best) == 6:  # nothing fitted: scale the lesion so it still shows
-        size = min(1.6, size * need_px / max(best[5], 1e-6))
-        if les_stalk:
-            les_stalk = min(les_stalk, max(0.2, (dist - 1.2) / 1.5 - size * height))
+    dist, s_hit, th_hit, x, y, size, les_stalk = best
     pos = sampler.wall_point(s_hit, th_hit)
     normal = sampler.wall_normal(s_hit, th_hit)
     lesion = {
@@ -245,6 +268,7 @@ def sample_lesion(rng: np.random.Generator, sampler: LumenSampler, cam: dict, mu
         "lobulation": _u(rng, 0.0, 0.25),
         "image_xy": [x, y],
         "distance": dist,
+        "target_area": target_area,  # drawn apparent area (fraction of the frame); the mask has the real one
         "pit_scale": _u(rng, 15.0, 50.0),
         "pit_strength": _u(rng, 0.1, 0.6),
         "roughness": _u(rng, 0.25, 0.55),
@@ -317,7 +341,8 @@ def lesion_frame(seed: int, index: int, lesion_prob: float) -> bool:
 
 def frame_spec(*, seed: int, index: int, lesion_prob: float, resolution: int, frames_per_scene: int,
                min_lesion_pixels: int, render: dict, scene: dict | None = None,
-               sampler: LumenSampler | None = None) -> dict:
+               sampler: LumenSampler | None = None,
+               lesion_area: tuple[float, float] = DEFAULT_LESION_AREA) -> dict:
     """The complete spec of frame `index`. `scene`/`sampler` may be passed in to reuse work."""
     scene_index = index // frames_per_scene
     if scene is None:
@@ -332,7 +357,7 @@ def frame_spec(*, seed: int, index: int, lesion_prob: float, resolution: int, fr
     lesions = []
     for k in range(n_lesions):
         les = sample_lesion(rng, sampler, cam, scene["mucosa"], resolution, min_lesion_pixels,
-                            min(art["fov_radius"], 1.0) * 0.85, instance=k + 1)
+                            min(art["fov_radius"], 1.0) * 0.85, instance=k + 1, area=tuple(lesion_area))
         if les is not None:
             lesions.append(les)
     light = {
@@ -358,7 +383,7 @@ def frame_spec(*, seed: int, index: int, lesion_prob: float, resolution: int, fr
 
 
 def frame_specs(*, seed: int, indices, lesion_prob: float, resolution: int, frames_per_scene: int,
-                min_lesion_pixels: int, render: dict):
+                min_lesion_pixels: int, render: dict, lesion_area: tuple[float, float] = DEFAULT_LESION_AREA):
     """Specs for many frames, reusing each scene's lumen tables (same result as one at a time)."""
     cache: dict[int, tuple[dict, LumenSampler]] = {}
     for i in indices:
@@ -370,4 +395,4 @@ def frame_specs(*, seed: int, indices, lesion_prob: float, resolution: int, fram
         sc, sm = cache[si]
         yield frame_spec(seed=seed, index=i, lesion_prob=lesion_prob, resolution=resolution,
                          frames_per_scene=frames_per_scene, min_lesion_pixels=min_lesion_pixels,
-                         render=render, scene=sc, sampler=sm)
+                         render=render, scene=sc, sampler=sm, lesion_area=lesion_area)

@@ -80,7 +80,8 @@ def render_chunk(cfg_json: dict, indices: list[int], threads: int, progress=None
     try:
         for spec in frame_specs(seed=cfg.seed, indices=todo, lesion_prob=cfg.lesion_prob,
                                 resolution=cfg.resolution, frames_per_scene=cfg.frames_per_scene,
-                                min_lesion_pixels=cfg.lesion_pixel_threshold, render=cfg.render_settings):
+                                min_lesion_pixels=cfg.lesion_pixel_threshold, render=cfg.render_settings,
+                                lesion_area=cfg.lesion_area):
             if os.getppid() != parent:
                 break  # the run that started us is gone (killed): stop instead of rendering on as an orphan
             out = render_frame(renderer, spec, cfg.lesion_pixel_threshold)

@@ -93,6 +93,8 @@ def _cli(*args):
     (["--n", "-2"], "--n must be a positive"),
     (["--lesion-prob", "1.5"], "--lesion-prob must be between 0 and 1"),
     (["--shard", "4/4"], "--shard"),
+    (["--lesion-area", "0.3,0.1"], "--lesion-area must be MIN,MAX"),
+    (["--lesion-area", "big"], "--lesion-area must look like MIN,MAX"),
 ])
 def test_cli_bad_values_exit_2_with_one_line(tmp_path, args, msg):
     res = _cli("--out", str(tmp_path / "o"), *args)

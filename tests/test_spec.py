@@ -45,6 +45,8 @@ def test_frames_of_a_scene_share_the_lumen():
 
 
 def test_lesion_probability_and_bounds():
+    from synth.generator.spec import DEFAULT_LESION_AREA, LESION_SIZE_CM
+
     ss = specs(7, range(300), lesion_prob=0.5)
     wants = np.mean([s["wants_lesion"] for s in ss])
     assert 0.42 < wants < 0.58
@@ -52,7 +54,9 @@ def test_lesion_probability_and_bounds():
         assert bool(s["lesions"]) <= s["wants_lesion"]
         for les in s["lesions"]:
             assert les["type"] in ("sessile", "pedunculated", "flat")
-            assert 0.1 < les["size"] <= 1.6
+            lo, hi = LESION_SIZE_CM[les["type"]]
+            assert lo <= les["size"] <= hi
+            assert DEFAULT_LESION_AREA[0] <= les["target_area"] <= DEFAULT_LESION_AREA[1]
             assert all(0.0 <= c <= 1.0 for c in les["color"])
             assert les["distance"] > 1.0
         m = s["scene"]["mucosa"]
@@ -129,3 +133,16 @@ def test_frame_spec_matches_frame_specs():
     one = frame_spec(seed=5, index=9, lesion_prob=0.5, resolution=64, frames_per_scene=4, min_lesion_pixels=8,
                      render=RENDER)
     assert json.dumps(one, sort_keys=True) == json.dumps(specs(5, [9])[0], sort_keys=True)
+
+
+def test_lesion_area_range_moves_the_lesions_apparent_size():
+    def sizes(area):
+        ss = list(frame_specs(seed=3, indices=range(40), lesion_prob=1.0, resolution=64, frames_per_scene=4,
+                              min_lesion_pixels=8, render={}, lesion_area=area))
+        return [les["target_area"] for s in ss for les in s["lesions"]], [les["distance"] / les["size"] for s in ss
+                                                                           for les in s["lesions"]]
+    small_t, small_ratio = sizes((0.005, 0.01))
+    big_t, big_ratio = sizes((0.2, 0.3))
+    assert max(small_t) <= 0.01 and min(big_t) >= 0.2
+    # Bigger targets come out nearer or larger: distance per cm of lesion falls.
+    assert np.median(big_ratio) < 0.5 * np.median(small_ratio)
