@@ -141,12 +141,9 @@ def conform_to_wall(verts: np.ndarray, les: dict, sampler: LumenSampler) -> np.n
     flat lesion follows the wall instead of being buried by its curvature.
     """
     m = lesion_basis(les)
-    out = np.empty_like(verts)
-    for k, (x, y, z) in enumerate(verts):
-        q = m[:3, 3] + x * m[:3, 0] + y * m[:3, 1]
-        s, theta, _ = sampler.local(q)
-        out[k] = sampler.wall_point(s, theta) + z * sampler.wall_normal(s, theta)
-    return out
+    q = m[:3, 3] + verts[:, :1] * m[:3, 0] + verts[:, 1:2] * m[:3, 1]
+    s, theta, _ = sampler.local_many(q)
+    return sampler.wall_points(s, theta) + verts[:, 2:3] * sampler.wall_normals(s, theta)
 
 
 def build_lesion(les: dict, sampler: LumenSampler) -> bpy.types.Object:

@@ -62,8 +62,15 @@ def configure_render(resolution: int, render: dict, threads: int, device: str = 
         cy.denoising_quality = render.get("denoising_quality", "BALANCED")
     # A narrow pixel filter keeps RGB edges where the object-index pass puts them.
     cy.filter_width = 0.75
+    # Inside the body the scope's lights are the only light. A new world in Blender 5 has a grey
+    # (0.05) background node that would light the lumen through its open ends and show as a bright
+    # spot at the far end: switch its emission off.
     scene.world = bpy.data.worlds.get("black") or bpy.data.worlds.new("black")
     scene.world.color = (0.0, 0.0, 0.0)
+    for node in scene.world.node_tree.nodes:
+        if node.bl_idname == "ShaderNodeBackground":
+            node.inputs["Color"].default_value = (0.0, 0.0, 0.0, 1.0)
+            node.inputs["Strength"].default_value = 0.0
     vl = scene.view_layers[0]
     vl.use_pass_z = True
     vl.use_pass_object_index = True

@@ -130,43 +130,58 @@ class LumenSampler:
         self.c = centreline(shape, self.s)
         self.t, self.n, self.b = frames(shape, self.s)
 
-    def _nearest(self, p: np.ndarray) -> int:
+    def _nearest(self, p: np.ndarray) -> np.ndarray:
+        """Index of the nearest centreline sample for each point of p (m, 3)."""
         # The lumen is mostly along z: search a window around z to keep this cheap and unambiguous.
-        k0 = int(np.clip(np.searchsorted(self.s, p[2]), 0, len(self.s) - 1))
-        lo, hi = max(0, k0 - 250), min(len(self.s), k0 + 250)
-        d = np.linalg.norm(self.c[lo:hi] - p, axis=1)
-        return lo + int(np.argmin(d))
+        k0 = np.clip(np.searchsorted(self.s, p[:, 2]), 0, len(self.s) - 1)
+        window = np.clip(k0[:, None] + np.arange(-250, 250)[None, :], 0, len(self.s) - 1)
+        d = np.linalg.norm(self.c[window] - p[:, None, :], axis=2)
+        return window[np.arange(len(p)), np.argmin(d, axis=1)]
+
+    def local_many(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(s, theta, distance from centreline) of each point of p (m, 3)."""
+        k = self._nearest(p)
+        t, n, b = self.t[k], self.n[k], self.b[k]
+        v = p - self.c[k]
+        v = v - t * np.einsum("ij,ij->i", v, t)[:, None]
+        theta = np.arctan2(np.einsum("ij,ij->i", v, b), np.einsum("ij,ij->i", v, n)) % TAU
+        return self.s[k], theta, np.linalg.norm(v, axis=1)
 
     def local(self, p: np.ndarray) -> tuple[float, float, float]:
         """(s, theta, distance from centreline) of a point."""
-        k = self._nearest(p)
-        v = p - self.c[k]
-        v = v - self.t[k] * (v @ self.t[k])
-        theta = float(np.arctan2(v @ self.b[k], v @ self.n[k])) % TAU
-        return float(self.s[k]), theta, float(np.linalg.norm(v))
+        s, theta, d = self.local_many(np.asarray(p, float)[None, :])
+        return float(s[0]), float(theta[0]), float(d[0])
 
     def inside(self, p: np.ndarray) -> float:
         """Positive while p is inside the lumen: wall radius minus distance from the centreline."""
         s, theta, d = self.local(p)
         return float(radius(self.shape, s, theta)) - d
 
+    def wall_points(self, s: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """Wall points (m, 3) at arrays of (s, theta)."""
+        k = np.clip(np.searchsorted(self.s, s), 0, len(self.s) - 1)
+        r = radius(self.shape, self.s[k], theta)
+        return self.c[k] + r[:, None] * (np.cos(theta)[:, None] * self.n[k] + np.sin(theta)[:, None] * self.b[k])
+
+    def wall_normals(self, s: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """Unit normals (m, 3) of the wall at arrays of (s, theta), pointing into the lumen."""
+        ds, dt = 0.05, 0.02
+        p0 = self.wall_points(s, theta)
+        ps = self.wall_points(s + ds, theta) - self.wall_points(s - ds, theta)
+        pt = self.wall_points(s, theta + dt) - self.wall_points(s, theta - dt)
+        n = np.cross(ps, pt)
+        n /= np.linalg.norm(n, axis=1, keepdims=True)
+        k = np.clip(np.searchsorted(self.s, s), 0, len(self.s) - 1)
+        outward = np.einsum("ij,ij->i", n, self.c[k] - p0) < 0
+        n[outward] *= -1
+        return n
+
     def wall_point(self, s: float, theta: float) -> np.ndarray:
-        k = int(np.clip(np.searchsorted(self.s, s), 0, len(self.s) - 1))
-        r = float(radius(self.shape, self.s[k], theta))
-        return self.c[k] + r * (np.cos(theta) * self.n[k] + np.sin(theta) * self.b[k])
+        return self.wall_points(np.array([s], float), np.array([theta], float))[0]
 
     def wall_normal(self, s: float, theta: float) -> np.ndarray:
         """Unit normal of the wall at (s, theta), pointing into the lumen."""
-        ds, dt = 0.05, 0.02
-        p0 = self.wall_point(s, theta)
-        ps = self.wall_point(s + ds, theta) - self.wall_point(s - ds, theta)
-        pt = self.wall_point(s, theta + dt) - self.wall_point(s, theta - dt)
-        n = np.cross(ps, pt)
-        n /= np.linalg.norm(n)
-        k = int(np.clip(np.searchsorted(self.s, s), 0, len(self.s) - 1))
-        if n @ (self.c[k] - p0) < 0:
-            n = -n
-        return n
+        return self.wall_normals(np.array([s], float), np.array([theta], float))[0]
 
     def ray_cast(self, origin: np.ndarray, direction: np.ndarray, max_dist: float = 30.0, step: float = 0.1):
         """First wall hit of a ray from inside the lumen: (distance, s, theta) or None."""
