@@ -20,7 +20,7 @@ class ConfigError(UserError):
 # (docs/BENCHMARKS.md): OpenImageDenoise on few samples beats many samples for the same time.
 QUALITY_PRESETS: dict[str, dict] = {
     "draft": {"samples": 2, "denoise": False, "max_bounces": 2},
-    "default": {"samples": 4, "denoise": True, "max_bounces": 3},
+    "default": {"samples": 4, "denoise": True, "max_bounces": 2},
     "high": {"samples": 32, "denoise": True, "max_bounces": 6},
 }
 

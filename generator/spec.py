@@ -22,7 +22,8 @@ from synth.generator.lumen import LumenSampler, LumenShape, TAU
 
 # 2: camera starts 8-13 cm into the 30 cm lumen (from 1-6 cm, where a wide lens turned toward the
 # wall could see past the open start of the tube).
-SPEC_VERSION = 2
+# 3: redder, lower-contrast vessels.
+SPEC_VERSION = 3
 SCENE_STREAM, FRAME_STREAM, LESION_STREAM = 0, 1, 2
 
 
@@ -71,7 +72,7 @@ def sample_scene(seed: int, scene_index: int) -> dict:
     # Mucosa colour: pink to orange-red in HSV, then vessels darker and bluer.
     hue = _u(rng, -0.02, 0.05) % 1.0
     base = colorsys.hsv_to_rgb(hue, _u(rng, 0.45, 0.8), _u(rng, 0.55, 0.92))
-    vessel = colorsys.hsv_to_rgb((hue + _u(rng, -0.04, 0.01)) % 1.0, _u(rng, 0.7, 0.95), _u(rng, 0.25, 0.5))
+    vessel = colorsys.hsv_to_rgb((hue + _u(rng, -0.04, 0.01)) % 1.0, _u(rng, 0.7, 0.95), _u(rng, 0.4, 0.7))
     mucosa = {
         "base_color": [float(c) for c in base],
         "color_variation": _u(rng, 0.05, 0.25),
@@ -79,7 +80,7 @@ def sample_scene(seed: int, scene_index: int) -> dict:
         "vessel_color": [float(c) for c in vessel],
         "vessel_density": _u(rng, 0.6, 3.0),  # noise scale per cm: more = denser network
         "vessel_width": _u(rng, 0.015, 0.06),
-        "vessel_contrast": _u(rng, 0.2, 0.85),
+        "vessel_contrast": _u(rng, 0.2, 0.7),
         "vessel_distortion": _u(rng, 0.3, 1.5),
         "roughness": _u(rng, 0.3, 0.6),
         "coat_weight": _u(rng, 0.6, 1.0),
