@@ -82,7 +82,7 @@ def test_vlb_loss_is_finite_and_trains_only_variance():
 
 
 @pytest.mark.parametrize("schedule,prediction", [("linear", "epsilon"), ("cosine", "v")])
-def test_training_reduces_nothing_fancy_but_runs(toy, tmp_path, schedule, prediction):
+def test_training_writes_model_loss_curve_and_samples(toy, tmp_path, schedule, prediction):
     out = tmp_path / "run"
     cfg = TrainConfig(data=[str(toy["rendered"])], out=str(out), steps=2, checkpoint_every=1, schedule=schedule,
                       prediction=prediction, grad_accum=2, **TINY)
