@@ -1,7 +1,7 @@
 """Rendering benchmarks: quality per second of presets, throughput and overhead, memory over a long run.
 
     python benchmarks/bench_render.py quality    --frames 4 --resolution 256
-    python benchmarks/bench_render.py throughput --frames 24 --resolution 256
+    python benchmarks/bench_render.py throughput --frames 24 --resolution 256 [--workers 2]
     python benchmarks/bench_render.py memory     --frames 500 --resolution 64
 
 Each prints a Markdown table row set and writes JSON next to docs/BENCHMARKS.md (docs/bench/).
@@ -82,17 +82,20 @@ def throughput(args) -> dict:
         cfg = RenderConfig(n=args.frames, out=f"{tmp}/ds", resolution=args.resolution, quality=args.quality,
                            seed=200)
         t = time.perf_counter()
-        run_render(cfg, quiet=True, frames_per_process=args.frames)
+        run_render(cfg, quiet=True, frames_per_process=args.frames, workers=args.workers,
+                   threads=max(1, args.threads // args.workers))
         wall = time.perf_counter() - t
         ds = Dataset.open(f"{tmp}/ds")
         cycles = sum(r.extra["render_seconds"] for r in ds.records)
         lesion_frac = ds.labels().count("lesion") / len(ds)
-    row = {"frames": args.frames, "resolution": args.resolution, "quality": args.quality, "wall_s": wall,
-           "cycles_s": cycles, "overhead_ratio": wall / cycles, "frames_per_min": args.frames / wall * 60,
-           "visible_lesion_fraction": lesion_frac}
-    print(f"frames {args.frames} at {args.resolution}px ({args.quality}): wall {wall:.1f} s, inside "
-          f"bpy.ops.render.render {cycles:.1f} s, ratio {row['overhead_ratio']:.3f}, "
-          f"{row['frames_per_min']:.1f} frames/min")
+    row = {"frames": args.frames, "resolution": args.resolution, "quality": args.quality, "workers": args.workers,
+           "wall_s": wall,
+           # With several workers their Cycles seconds overlap: the ratio is only meaningful for one.
+           "cycles_s": cycles, "overhead_ratio": wall / cycles if args.workers == 1 else None,
+           "frames_per_min": args.frames / wall * 60, "visible_lesion_fraction": lesion_frac}
+    ratio = f"ratio {row['overhead_ratio']:.3f}, " if args.workers == 1 else ""
+    print(f"frames {args.frames} at {args.resolution}px ({args.quality}, {args.workers} worker(s)): wall {wall:.1f} s, "
+          f"inside bpy.ops.render.render {cycles:.1f} s, {ratio}{row['frames_per_min']:.1f} frames/min")
     return row
 
 
@@ -135,11 +138,13 @@ def main():
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--resolution", type=int, default=256)
     ap.add_argument("--quality", default="default")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="Cycles threads in all (split among --workers)")
+    ap.add_argument("--workers", type=int, default=1, help="throughput: rendering processes")
     args = ap.parse_args()
     result = {"quality": quality, "throughput": throughput, "memory": memory}[args.what](args)
     DOCS.mkdir(parents=True, exist_ok=True)
-    (DOCS / f"render_{args.what}.json").write_text(json.dumps({"args": vars(args), "result": result}, indent=1))
+    suffix = f"_workers{args.workers}" if args.what == "throughput" and args.workers > 1 else ""
+    (DOCS / f"render_{args.what}{suffix}.json").write_text(json.dumps({"args": vars(args), "result": result}, indent=1))
 
 
 if __name__ == "__main__":
