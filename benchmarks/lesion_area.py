@@ -37,12 +37,14 @@ def main() -> None:
     ap.add_argument("dataset", type=Path)
     ap.add_argument("--real", type=Path)
     args = ap.parse_args()
-    from pycocotools.coco import COCO
-
     areas, frac = rendered_areas(args.dataset)
-    coco = COCO(str(args.dataset / "coco.json"))
-    print(f"{args.dataset}: visible-lesion fraction {frac:.3f}; COCO: {len(coco.getImgIds())} images, "
-          f"{len(coco.getAnnIds())} lesion instances")
+    line = f"{args.dataset}: visible-lesion fraction {frac:.3f}"
+    if (args.dataset / "coco.json").exists():
+        from pycocotools.coco import COCO
+
+        coco = COCO(str(args.dataset / "coco.json"))
+        line += f"; COCO: {len(coco.getImgIds())} images, {len(coco.getAnnIds())} lesion instances"
+    print(line)
     print("| data | lesion frames | " + " | ".join(f"p{p}" for p in PCTS) + " |")
     print("|---|---|" + "---|" * len(PCTS))
     rows = [(str(args.dataset), areas)]

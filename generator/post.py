@@ -13,6 +13,8 @@ import math
 import cv2
 import numpy as np
 
+TAU = 2.0 * math.pi
+
 
 def srgb_encode(linear: np.ndarray) -> np.ndarray:
     linear = np.clip(linear, 0.0, 1.0)
@@ -60,11 +62,18 @@ def apply(rgb_linear: np.ndarray, index: np.ndarray, art: dict) -> tuple[np.ndar
 
     if art.get("fluid"):
         f = art["fluid"]
-        # A translucent pool filling one side of the view.
-        d = (xx - size / 2) * math.cos(f["angle"]) + (yy - size / 2) * math.sin(f["angle"])
-        edge = size / 2 * (1 - 2 * f["extent"])
-        alpha = np.clip((d - edge) / (0.05 * size), 0, 1)[..., None] * f["opacity"]
-        img = img * (1 - alpha) + np.asarray(f["color"]) * alpha
+        # A pool of murky fluid on one side of the view: its surface line is curved (it lies along
+        # the wall) and wavy, with a soft edge, and it gets more opaque with depth.
+        # Its shape comes from the frame's post seed, so the spec fixes it.
+        frng = np.random.default_rng([art["post_seed"], 1])
+        ca, sa = math.cos(f["angle"]), math.sin(f["angle"])
+        u = ((xx - size / 2) * ca + (yy - size / 2) * sa) / size  # toward the pool
+        v = (-(xx - size / 2) * sa + (yy - size / 2) * ca) / size  # along its edge
+        bend = frng.uniform(0.3, 1.2)
+        wave = frng.uniform(0.004, 0.02) * np.sin(TAU * frng.uniform(1.5, 4.0) * v + frng.uniform(0, TAU))
+        depth_in = u - (0.5 - f["extent"]) + bend * v * v + wave  # > 0 inside the pool
+        alpha = np.clip(depth_in / 0.03, 0, 1) * f["opacity"] * (0.5 + 0.5 * np.clip(depth_in / 0.25, 0, 1))
+        img = img * (1 - alpha[..., None]) + np.asarray(f["color"]) * alpha[..., None]
     for blob in art.get("residue", []):
         d2, rp = _disc(size, blob["x"], blob["y"], blob["r"])
         wobble = 1.0 + 0.25 * np.sin(np.arctan2(yy - size / 2, xx - size / 2) * 5 + blob["x"] * 10)
