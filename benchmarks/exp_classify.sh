@@ -82,4 +82,39 @@ row0() {
   done
 }
 
+# ---------------------------------------------------------------------------------------------
+# Second render (docs/RESULTS.md, current table): lesions sized like Kvasir-SEG's, 128 px.
+#   synth render --n 4000 --resolution 128 --seed 1 --out runs/render-128v2 --lesion-area 0.03,0.6 --workers 2
+#   RENDER=runs/render-128v2 SNAP=runs/render-128v2-snap benchmarks/exp_classify.sh snapshot
+#   OUT=runs/exp2 SNAP=runs/render-128v2-snap benchmarks/exp_classify.sh fit2 row1b2 row42 row32 row22 row4full2
+C2="--size 128 --fov circle --online-aug --seed 0 --overwrite --eval-at-end --batch-size 32"
+
+fit2() {  # can the model learn the rendered task? 70 % of the renders to train, 30 % to test
+  $S classify --model smallcnn --epochs 10 --train rendered=$SNAP --test rendered=$SNAP --out $OUT/fit-smallcnn $C2
+}
+row1b2() {
+  $S classify --model smallcnn --epochs 10 --train rendered=$SNAP $REAL_TEST --out $OUT/row1-smallcnn $C2
+}
+row42() {  # needs runs/blood-augment: a model trained on exactly the 10 % below (benchmarks/exp_subset.py)
+  $S classify --train real=runs/real/blood-train:0.1 --train diffusion=runs/blood-augment --epochs 10 \
+    --out $OUT/row4-blood-10pct-diffusion $BLOOD
+}
+row32() {
+  $S classify --protocol curve --model smallcnn --train rendered=$SNAP --train real=runs/real/kvasir \
+    --train real=runs/real/cpchild $REAL_TEST --curve 0,0.1 --epochs 6 --out $OUT/row3-curve $C2
+}
+row22() {
+  $S classify --model unet --train rendered=$SNAP $REAL_TEST --epochs 4 --out $OUT/row2-unet \
+    --size 128 --fov circle --online-aug --seed 0 --overwrite --eval-at-end --batch-size 16
+}
+row4full2() {
+  $S classify --train real=runs/real/blood-train --epochs 2 --threads 1 --out $OUT/row4-blood-100pct $BLOOD
+}
+blood_augment() {  # the diffusion samples of row 4b, from the 10 % that row 4a trained on
+  .venv/bin/python benchmarks/exp_subset.py runs/exp/row4-blood-10pct/report.json runs/real/blood-train runs/blood-10pct
+  $S diffusion train --data runs/blood-10pct --out runs/blood10-ddpm --resolution 28 --steps 4000 \
+    --batch-size 16 --checkpoint-every 1000 --seed 0   # stopped after the step-2000 checkpoint in RESULTS.md
+  $S augment --model runs/blood10-ddpm --out runs/blood-augment --n 150 --sampler dpm++ --steps 20 --seed 0
+}
+
 for step in "$@"; do "$step"; done
