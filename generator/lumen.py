@@ -152,8 +152,12 @@ class LumenSampler:
 
     def inside(self, p: np.ndarray) -> float:
         """Positive while p is inside the lumen: wall radius minus distance from the centreline."""
-        s, theta, d = self.local(p)
-        return float(radius(self.shape, s, theta)) - d
+        return float(self.inside_many(np.asarray(p, float)[None, :])[0])
+
+    def inside_many(self, p: np.ndarray) -> np.ndarray:
+        """`inside` for each point of p (m, 3)."""
+        s, theta, d = self.local_many(p)
+        return radius(self.shape, s, theta) - d
 
     def wall_points(self, s: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """Wall points (m, 3) at arrays of (s, theta)."""
@@ -180,11 +184,6 @@ class LumenSampler:
     def wall_normal(self, s: float, theta: float) -> np.ndarray:
         """Unit normal of the wall at (s, theta), pointing into the lumen."""
         return self.wall_normals(np.array([s], float), np.array([theta], float))[0]
-
-    def inside_many(self, p: np.ndarray) -> np.ndarray:
-        """`inside` for each point of p (m, 3)."""
-        s, theta, d = self.local_many(p)
-        return radius(self.shape, s, theta) - d
 
     def ray_cast(self, origin: np.ndarray, direction: np.ndarray, max_dist: float = 30.0, step: float = 0.1,
                  chunk: int = 40):
