@@ -206,12 +206,14 @@ def sample_lesion(rng: np.random.Generator, sampler: LumenSampler, cam: dict, mu
     area differ from the target: the mask, not this estimate, decides the label.
     """
     kind = str(rng.choice(LESION_TYPES, p=LESION_TYPE_P))
+    # The first draw of each pair is no longer used (the size now follows the apparent-size
+    # target below); it stays drawn so the random stream, and so every spec of version 3, is unchanged.
     if kind == "sessile":
-        size, height = _u(rng, 0.2, 1.1), _u(rng, 0.35, 0.95)
+        _, height = _u(rng, 0.2, 1.1), _u(rng, 0.35, 0.95)
     elif kind == "pedunculated":
-        size, height = _u(rng, 0.25, 0.8), _u(rng, 0.8, 1.0)
+        _, height = _u(rng, 0.25, 0.8), _u(rng, 0.8, 1.0)
     else:
-        size, height = _u(rng, 0.35, 1.4), _u(rng, 0.04, 0.14)
+        _, height = _u(rng, 0.35, 1.4), _u(rng, 0.04, 0.14)
     size_lo, size_hi = LESION_SIZE_CM[kind]
     origin = np.asarray(cam["location"], float)
     les_stalk = _u(rng, 0.3, 1.0) if kind == "pedunculated" else 0.0
