@@ -144,6 +144,34 @@ def data_import(
         fail(str(e))
 
 
+@data_app.command("patches")
+def data_patches(
+    source: Path = typer.Argument(..., help="Dataset folder with lesion masks (rendered, or imported pairs)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to write (classes normal, lesion)."),
+    size: float = typer.Option(0.3, "--size", help="Window side as a fraction of the frame's shorter side."),
+    fov_radius: float = typer.Option(0.42, "--fov-radius", help="Windows stay inside this circle (x frame side)."),
+    dark: int = typer.Option(20, "--dark", help="Windows avoid pixels darker than this in every channel (0: off)."),
+    max_outside: float = typer.Option(0.0, "--max-outside", help="Largest window fraction allowed outside it."),
+    min_lesion: float = typer.Option(0.15, "--min-lesion", help="Lesion fraction of a lesion window (or half the lesion)."),
+    margin: int = typer.Option(4, "--margin", help="Pixels kept clear around lesions in normal windows."),
+    resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Resize patches to NxN."),
+    seed: int = typer.Option(0, "--seed", help="Chooses among the qualifying windows."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset in --out."),
+) -> None:
+    """Cut a lesion patch and a lesion-free patch from every frame: both classes from the same frames."""
+    from synth.generator.patches import PatchConfig, make_patches
+
+    try:
+        counts = make_patches(PatchConfig(
+            source=str(source), out=str(out), size=size, fov_radius=fov_radius, dark=dark, max_outside=max_outside,
+            min_lesion=min_lesion, margin=margin, resolution=resolution, seed=seed, overwrite=overwrite))
+        typer.echo(f"{counts['lesion']} lesion and {counts['normal']} normal patches from {counts['frames']} frames "
+                   f"into {out} (no lesion window in {counts['no_lesion_window']} lesion frames, "
+                   f"no normal window in {counts['no_normal_window']} frames)")
+    except UserError as e:
+        fail(str(e))
+
+
 # --------------------------------------------------------------------------- other parts
 
 # Each part registers its own commands; these modules import only typer at top level.

@@ -5,11 +5,15 @@ behind the same field of view: if brightness alone separates Kvasir-SEG from CP-
 can reach that AUC without knowing anything about polyps.
 
     python benchmarks/exp_trivial_baseline.py runs/real/kvasir runs/real/cpchild
+    python benchmarks/exp_trivial_baseline.py runs/real/kvasir-patches --fov none --size 64
+
+Give the folders of the test set (every frame of each is used); `--fov none` for patches, which
+already lie inside the field of view.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 import numpy as np
 
@@ -17,15 +21,15 @@ from synth.classifier.data import Selection, SourceSpec, class_names_of, load_ar
 from synth.classifier.metrics import classification_metrics
 
 
-def main(lesion_dir: str, normal_dir: str, size: int = 128, radius: float = 0.44) -> None:
-    # Every frame of both folders: the test set of rows 1 and 2.
+def main(dirs: list[str], size: int = 128, radius: float = 0.44, fov: str = "circle") -> None:
+    # Every frame of every folder: the test set of rows 1 and 2 (or of the patch rows).
     test = [Selection(SourceSpec("real", d), ds, np.arange(len(ds)))
-            for d, ds in ((d, open_dataset(d)) for d in (lesion_dir, normal_dir))]
+            for d, ds in ((d, open_dataset(d)) for d in dirs)]
     names = class_names_of([s.dataset for s in test], "test")
-    arr = load_arrays(test, names, size=size, fov="circle", fov_radius=radius)
+    arr = load_arrays(test, names, size=size, fov=fov, fov_radius=radius)
     from synth.classifier.data import fov_mask
 
-    keep = fov_mask(size, radius)
+    keep = fov_mask(size, radius) if fov == "circle" else np.ones((size, size), bool)
     px = arr.images[:, :, keep].astype(np.float64) / 255.0  # (N, 3, P) inside the field of view
     lum = px.mean(1)
     feats = {
@@ -42,4 +46,9 @@ def main(lesion_dir: str, normal_dir: str, size: int = 128, radius: float = 0.44
 
 
 if __name__ == "__main__":
-    main(*(sys.argv[1:3] if len(sys.argv) >= 3 else ("runs/real/kvasir", "runs/real/cpchild")))
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dirs", nargs="*", default=["runs/real/kvasir", "runs/real/cpchild"])
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--fov", choices=["circle", "none"], default="circle")
+    a = p.parse_args()
+    main(a.dirs, size=a.size, fov=a.fov)
