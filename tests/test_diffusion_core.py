@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -86,7 +87,10 @@ def test_training_writes_model_loss_curve_and_samples(toy, tmp_path, schedule, p
     out = tmp_path / "run"
     cfg = TrainConfig(data=[str(toy["rendered"])], out=str(out), steps=2, checkpoint_every=1, schedule=schedule,
                       prediction=prediction, grad_accum=2, **TINY)
-    train(cfg, log=lambda *_: None)
+    lines = []
+    train(cfg, log=lines.append)
+    # every progress line after the first step tells the pace and what is left
+    assert re.fullmatch(r"step 2/2 loss [0-9.]+ lr \S+ \| [0-9.]+ steps/s, \d+ img/s, eta 0m00s", lines[-1]), lines
     m = DiffusionModel.load(out)
     assert m.scheduler.config.prediction_type == ("epsilon" if prediction == "epsilon" else "v_prediction")
     assert m.cfg.class_names == ["lesion", "normal"]
