@@ -4,13 +4,19 @@
 2. Train a class-conditional U-Net (`synth.diffusion.train`) with checkpoints.
 3. Per checkpoint: one sample per chosen val image with that image's class (DDIM), scored against
    the val images by the C2ST realism score (0.5 = indistinguishable); FID/KID too when
-   Inception weights are given (--inception-weights), which this machine cannot download.
+   Inception weights are given (--inception-weights), which this machine cannot download; with
+   --judge REPORT (a `synth classify --save-model` ResNet-18 trained on the real training split)
+   also the Fréchet distance on its features and the class agreement of the samples.
 4. Sampler table on the final model: DDPM 1000 steps, DDIM 50, DPM-Solver++ 20: seconds per
-   image and C2ST.
+   image and the same scores.
 5. A grid of `synth augment` samples (one row per class) and the plots, copied to --docs.
 
     python benchmarks/bench_diffusion_bloodmnist.py --data ../shared/data/bloodmnist.npz \
         --out /tmp/bench-blood --docs docs/diffusion
+
+    # score an existing run (no training) with a real-data judge
+    python benchmarks/bench_diffusion_bloodmnist.py --run runs/blood10-ddpm --skip-train \
+        --judge runs/blood-classifier --out /tmp/bench-blood10 --docs docs/diffusion --prefix bloodmnist10-
 """
 
 from __future__ import annotations
@@ -39,6 +45,9 @@ def main() -> None:
     p.add_argument("--guidance", type=float, default=1.5)
     p.add_argument("--sampler-n", type=int, default=100)
     p.add_argument("--inception-weights", default=None)
+    p.add_argument("--judge", default=None, help="synth classify --save-model report trained on real BloodMNIST")
+    p.add_argument("--run", type=Path, default=None, help="training run folder (default OUT/run)")
+    p.add_argument("--prefix", default="bloodmnist-", help="file name prefix of what goes to --docs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-train", action="store_true", help="reuse a finished run in --out")
     args = p.parse_args()
@@ -61,7 +70,7 @@ def main() -> None:
         if not (out / split / "manifest.json").exists():
             import_dataset(ImportConfig(source=str(args.data), out=str(out / split), layout="npz", split=split,
                                         overwrite=True))
-    run = out / "run"
+    run = args.run or out / "run"
     t0 = time.perf_counter()
     if not args.skip_train:
         cfg = TrainConfig(data=[str(out / "train")], out=str(run), condition="label",
@@ -74,7 +83,7 @@ def main() -> None:
 
     rows = evaluate(EvaluateConfig(run=str(run), real=str(out / "val"), n=args.eval_n, steps=args.eval_steps,
                                    guidance=args.guidance, fid=bool(args.inception_weights),
-                                   inception_weights=args.inception_weights, seed=args.seed))
+                                   inception_weights=args.inception_weights, judge=args.judge, seed=args.seed))
     results["per_checkpoint"] = rows
 
     # Sampler table on the final model.
@@ -84,6 +93,12 @@ def main() -> None:
     recs = [val.records[i] for i in rng.permutation(len(val))[: args.sampler_n]]
     real = np.stack([val.image(r) for r in recs])
     ids = [model.class_index(r.label) for r in recs]
+    labels = [r.label for r in recs]
+    judge = None
+    if args.judge:
+        from synth.diffusion.judge import Judge
+
+        judge = Judge(args.judge)
     table = []
     for sampler, steps in (("ddpm", 1000), ("ddim", 50), ("dpm++", 20)):
         t = time.perf_counter()
@@ -92,15 +107,18 @@ def main() -> None:
         secs = time.perf_counter() - t
         row = {"sampler": sampler, "steps": steps, "seconds_per_image": secs / len(ids),
                **compare(real, fake, seed=args.seed, fid=bool(args.inception_weights),
-                         inception_weights=args.inception_weights)}
+                         inception_weights=args.inception_weights, judge=judge, real_labels=labels,
+                         fake_labels=labels)}
         table.append(row)
         print(json.dumps(row), flush=True)
         save_grid(fake[:40], out / f"sampler-{sampler.replace('+', 'p')}.png", ncol=10)
     results["samplers"] = table
-    # Reference point for C2ST: real train images against real val images.
+    # Reference point: real train images against real val images (what a perfect generator scores).
     train_ds = Dataset.open(out / "train")
-    tr = np.stack([train_ds.image(train_ds.records[i]) for i in rng.permutation(len(train_ds))[: args.sampler_n]])
-    results["c2st_real_vs_real"] = compare(real, tr, seed=args.seed)
+    picks = [train_ds.records[i] for i in rng.permutation(len(train_ds))[: args.sampler_n]]
+    tr = np.stack([train_ds.image(r) for r in picks])
+    results["real_vs_real"] = compare(real, tr, seed=args.seed, judge=judge, real_labels=labels,
+                                      fake_labels=[r.label for r in picks])
 
     aug = out / "augment"
     augment(AugmentConfig(model=str(run), out=str(aug), n_per_class=10, sampler="dpm++", steps=20,
@@ -111,12 +129,12 @@ def main() -> None:
     print(json.dumps({k: v for k, v in results.items() if k != "per_checkpoint"}, indent=2))
     if args.docs:
         args.docs.mkdir(parents=True, exist_ok=True)
-        for src, dst in ((run / "loss.png", "bloodmnist-loss.png"), (run / "metrics.png", "bloodmnist-c2st.png"),
-                         (out / "augment-grid.png", "bloodmnist-augment.png"),
-                         (out / "sampler-ddpm.png", "bloodmnist-ddpm1000.png"),
-                         (out / "sampler-dpmpp.png", "bloodmnist-dpmpp20.png"),
-                         (out / "results.json", "bloodmnist-results.json")):
-            shutil.copy(src, args.docs / dst)
+        for src, dst in ((run / "loss.png", "loss.png"), (run / "metrics.png", "c2st.png"),
+                         (out / "augment-grid.png", "augment.png"),
+                         (out / "sampler-ddpm.png", "ddpm1000.png"),
+                         (out / "sampler-dpmpp.png", "dpmpp20.png"),
+                         (out / "results.json", "results.json")):
+            shutil.copy(src, args.docs / (args.prefix + dst))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ def _names(text: Optional[str]) -> Optional[list[str]]:
 
 SAMPLER_HELP = "ddpm, ddim or dpm++ (DPM-Solver++)."
 STEPS_HELP = "Sampling steps (default: ddpm 1000, ddim 50, dpm++ 20)."
+JUDGE_HELP = ("A `synth classify --save-model` report trained on real images: adds the Fréchet distance on its "
+              "features and the class agreement of samples (no downloaded weights needed).")
 
 
 def register(app: typer.Typer, fail) -> None:
@@ -175,6 +177,7 @@ def register(app: typer.Typer, fail) -> None:
         limit: Optional[int] = typer.Option(None, "--limit", help="Use at most N images of each."),
         fid: bool = typer.Option(False, "--fid", help="Also FID and KID (needs Inception weights)."),
         inception_weights: Optional[Path] = typer.Option(None, "--inception-weights", help="torch-fidelity Inception weights file."),
+        judge: Optional[Path] = typer.Option(None, "--judge", help=JUDGE_HELP),
         seed: int = typer.Option(0, "--seed"),
     ) -> None:
         """Realism of a dataset against real images: C2ST accuracy (0.5 = indistinguishable), optionally FID/KID."""
@@ -184,7 +187,8 @@ def register(app: typer.Typer, fail) -> None:
             from synth.diffusion.metrics import compare_datasets
 
             res = compare_datasets(str(real), str(generated), resolution=resolution, limit=limit, seed=seed, fid=fid,
-                                   inception_weights=str(inception_weights) if inception_weights else None)
+                                   inception_weights=str(inception_weights) if inception_weights else None,
+                                   judge=str(judge) if judge else None)
             typer.echo(json.dumps(res))
         except UserError as e:
             fail(str(e))
@@ -201,6 +205,7 @@ def register(app: typer.Typer, fail) -> None:
         every: int = typer.Option(1, "--every", help="Evaluate every k-th checkpoint."),
         fid: bool = typer.Option(False, "--fid", help="Also FID and KID (needs Inception weights)."),
         inception_weights: Optional[Path] = typer.Option(None, "--inception-weights"),
+        judge: Optional[Path] = typer.Option(None, "--judge", help=JUDGE_HELP),
         seed: int = typer.Option(0, "--seed"),
     ) -> None:
         """Quality per checkpoint: writes metrics.csv, metrics.json and metrics.png into the run."""
@@ -209,7 +214,8 @@ def register(app: typer.Typer, fail) -> None:
 
             cfg = EvaluateConfig(run=str(run), real=str(real), n=n, sampler=sampler, steps=steps, guidance=guidance,
                                  target_class=target_class, fid=fid, every=every,
-                                 inception_weights=str(inception_weights) if inception_weights else None, seed=seed)
+                                 inception_weights=str(inception_weights) if inception_weights else None,
+                                 judge=str(judge) if judge else None, seed=seed)
             evaluate(cfg, log=typer.echo)
             typer.echo(f"wrote {run / 'metrics.csv'} and {run / 'metrics.png'}")
         except UserError as e:

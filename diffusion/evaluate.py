@@ -1,4 +1,5 @@
-"""Quality per checkpoint of a training run (`synth diffusion evaluate`): C2ST, optionally FID/KID.
+"""Quality per checkpoint of a training run (`synth diffusion evaluate`): C2ST, optionally FID/KID
+and the scores of a real-data classifier (`--judge`, see judge.py).
 
 For each checkpoint the EMA model generates one sample per chosen real frame, with that frame's
 label (and mask, for mask-conditioned models), so generated and real sets have the same class
@@ -34,6 +35,7 @@ class EvaluateConfig:
     target_class: str | None = None  # generate only this class (e.g. "real" for a domain model)
     fid: bool = False
     inception_weights: str | None = None
+    judge: str | None = None  # a `synth classify --save-model` report trained on real images
     every: int = 1  # evaluate every k-th checkpoint
     seed: int = 0
     batch_size: int = 64
@@ -58,6 +60,11 @@ def evaluate(cfg: EvaluateConfig, log=print) -> list[dict]:
         raise ModelError(f"{run} has no checkpoints; train with `synth diffusion train --out {run}`")
     if cfg.fid:
         inception_extractor(cfg.inception_weights)  # fail now, not after an hour of sampling
+    judge = None
+    if cfg.judge:
+        from synth.diffusion.judge import Judge
+
+        judge = Judge(cfg.judge)
     real = Dataset.open(cfg.real)
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 9]))
     recs = [real.records[i] for i in rng.permutation(len(real))[: cfg.n]]
@@ -83,8 +90,11 @@ def evaluate(cfg: EvaluateConfig, log=print) -> list[dict]:
                         masks=masks, sampler=cfg.sampler, steps=cfg.steps, guidance=cfg.guidance,
                         batch_size=cfg.batch_size)
         real_imgs = np.stack([resize_image(real.image(r), res) for r in recs])
+        fake_labels = [names[i] for i in ids] if ids is not None else None
         row = {"step": step, **compare(real_imgs, fake, seed=cfg.seed, fid=cfg.fid,
-                                        inception_weights=cfg.inception_weights)}
+                                        inception_weights=cfg.inception_weights, judge=judge,
+                                        real_labels=[r.label for r in recs] if fake_labels else None,
+                                        fake_labels=fake_labels)}
         rows.append(row)
         log(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
     write_metrics(run, rows, asdict(cfg))
@@ -108,7 +118,9 @@ def plot_metrics(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("c2st_accuracy", "C2ST accuracy (0.5 = indistinguishable)"), ("fid", "FID"), ("kid_mean", "KID")]
+    panels = [("c2st_accuracy", "C2ST accuracy (0.5 = indistinguishable)"), ("fid", "FID"), ("kid_mean", "KID"),
+              ("fd_judge", "FD on a real-data classifier's features"),
+              ("class_agreement", "class agreement of samples")]
     panels = [(k, t) for k, t in panels if k in rows[0]]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.3), squeeze=False)
     steps = [r["step"] for r in rows]
@@ -117,6 +129,10 @@ def plot_metrics(rows: list[dict], path: Path) -> None:
         if k == "c2st_accuracy":
             ax.axhline(0.5, color="grey", ls="--", lw=1)
             ax.set_ylim(0.4, 1.02)
+        if k == "class_agreement" and "class_agreement_real" in rows[0]:
+            ax.axhline(rows[0]["class_agreement_real"], color="grey", ls="--", lw=1, label="on real images")
+            ax.set_ylim(0, 1.02)
+            ax.legend(fontsize=8)
         ax.set_xlabel("optimizer step")
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)

@@ -9,6 +9,10 @@ features that see colour (histograms), layout (an 8x8 thumbnail), texture (gradi
 histogram) and the frequency content where diffusion artefacts show (radial power spectrum),
 scored by stratified k-fold cross-validation on class-balanced sets.
 
+A third, graded score that needs no downloaded weights comes from a classifier trained on the
+real images (`judge.py`): the Fréchet distance on its features and the class agreement of
+conditional samples.
+
 FID and KID use torchmetrics with the Inception network of torch-fidelity. Its weights
 (`weights-inception-2015-12-05-6726825d.pth`) cannot be downloaded at run time here: they are
 taken from `--inception-weights FILE` or torch's hub cache, and a one-line error says so
@@ -151,8 +155,9 @@ def fid_kid(real: np.ndarray, fake: np.ndarray, extractor, *, batch_size: int = 
 
 
 def dataset_images(path: str | Path, size: int | None = None, limit: int | None = None,
-                   labels: Sequence[str] | None = None) -> np.ndarray:
-    """uint8 (N, size, size, 3) images of a dataset folder (optionally only some labels)."""
+                   labels: Sequence[str] | None = None, *, with_labels: bool = False):
+    """uint8 (N, size, size, 3) images of a dataset folder (optionally only some labels);
+    with `with_labels`, also the list of their labels."""
     from synth.diffusion.data import resize_image
     from synth.generator.dataset import Dataset
 
@@ -162,23 +167,39 @@ def dataset_images(path: str | Path, size: int | None = None, limit: int | None 
         raise MetricError(f"{path} has no frames{' with labels ' + ', '.join(labels) if labels else ''}")
     imgs = [ds.image(r) for r in recs]
     size = size or imgs[0].shape[0]
-    return np.stack([resize_image(i, size) for i in imgs])
+    stacked = np.stack([resize_image(i, size) for i in imgs])
+    return (stacked, [r.label for r in recs]) if with_labels else stacked
 
 
 def compare(real: np.ndarray, fake: np.ndarray, *, seed: int = 0, fid: bool = False,
-            inception_weights: str | None = None) -> dict:
-    """C2ST always; FID/KID as well when asked (a one-line error if their weights are missing)."""
+            inception_weights: str | None = None, judge=None, real_labels: Sequence[str] | None = None,
+            fake_labels: Sequence[str] | None = None) -> dict:
+    """C2ST always; FID/KID as well when asked (a one-line error if their weights are missing);
+    the scores of a real-data classifier (`judge.Judge`) when one is given."""
     extractor = inception_extractor(inception_weights) if fid else None  # fail before any work
     out = c2st(real, fake, seed=seed)
     if extractor is not None:
         out.update(fid_kid(real, fake, extractor))
+    if judge is not None:
+        from synth.diffusion.judge import judge_scores
+
+        out.update(judge_scores(judge, real, fake, real_labels=real_labels, fake_labels=fake_labels))
     return out
 
 
 def compare_datasets(real: str, fake: str, *, resolution: int | None = None, limit: int | None = None,
-                     seed: int = 0, fid: bool = False, inception_weights: str | None = None) -> dict:
-    fake_imgs = dataset_images(fake, resolution, limit)
-    real_imgs = dataset_images(real, resolution or fake_imgs.shape[1], limit)
+                     seed: int = 0, fid: bool = False, inception_weights: str | None = None,
+                     judge: str | None = None) -> dict:
+    judge_model = None
+    if judge:
+        from synth.diffusion.judge import Judge
+
+        judge_model = Judge(judge)
+    fake_imgs, fake_labels = dataset_images(fake, resolution, limit, with_labels=True)
+    real_imgs, real_labels = dataset_images(real, resolution or fake_imgs.shape[1], limit, with_labels=True)
     if real_imgs.shape[1] != fake_imgs.shape[1]:
-        fake_imgs = dataset_images(fake, real_imgs.shape[1], limit)
-    return compare(real_imgs, fake_imgs, seed=seed, fid=fid, inception_weights=inception_weights)
+        fake_imgs, fake_labels = dataset_images(fake, real_imgs.shape[1], limit, with_labels=True)
+    known = set(judge_model.class_names) if judge_model else set()
+    labelled = judge_model is not None and set(fake_labels) <= known and set(real_labels) <= known
+    return compare(real_imgs, fake_imgs, seed=seed, fid=fid, inception_weights=inception_weights, judge=judge_model,
+                   real_labels=real_labels if labelled else None, fake_labels=fake_labels if labelled else None)

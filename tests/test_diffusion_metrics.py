@@ -62,3 +62,36 @@ def test_inception_weights_missing_is_one_clear_line(tmp_path, monkeypatch):
     assert "--inception-weights" in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(MetricError, match="does not exist"):
         inception_extractor(str(tmp_path / "nope.pth"))
+
+
+def test_judge_scores_from_a_trained_classifier(tmp_path):
+    """A real-data classifier as judge: FD 0 for a set against itself, larger for another domain;
+    class agreement of correctly and wrongly labelled samples; bad reports are one clear line."""
+    from synth.classifier.train import ClassifyConfig, run_classify
+    from synth.diffusion.judge import Judge, judge_scores
+    from synth.diffusion.metrics import compare_datasets
+    from synth.diffusion.toy import make_toy_dataset
+
+    real = make_toy_dataset(tmp_path / "real", n=48, size=16, kind="real", seed=1)
+    rendered = make_toy_dataset(tmp_path / "rendered", n=48, size=16, kind="rendered", seed=2)
+    report = run_classify(ClassifyConfig(train=[f"real={real}"], test=[f"real={real}"], out=str(tmp_path / "judge"),
+                                         model="smallcnn", size=16, fov="none", epochs=15, batch_size=16, seed=0,
+                                         save_model=True), log=lambda *_: None)
+    judge = Judge(report)
+    imgs = np.stack([toy_frame(1, i, 16, i % 2 == 0, "real")[0] for i in range(48)])
+    labels = ["lesion" if i % 2 == 0 else "normal" for i in range(48)]
+    same = judge_scores(judge, imgs, imgs, real_labels=labels, fake_labels=labels)
+    assert abs(same["fd_judge"]) < 1e-3
+    assert same["class_agreement"] == same["class_agreement_real"] > 0.8
+    flipped = judge_scores(judge, imgs, imgs, real_labels=labels, fake_labels=labels[1:] + labels[:1])
+    assert flipped["class_agreement"] < 0.2
+    res_near = compare_datasets(str(real), str(make_toy_dataset(tmp_path / "real2", n=48, size=16, kind="real",
+                                                                seed=3)), judge=str(report))
+    res_far = compare_datasets(str(real), str(rendered), judge=str(report))
+    assert res_far["fd_judge"] > res_near["fd_judge"] > 0
+    assert "class_agreement" in res_far and "c2st_accuracy" in res_far
+    (report / "model.pt").unlink()
+    with pytest.raises(MetricError, match="--save-model"):
+        Judge(report)
+    with pytest.raises(MetricError, match="not a `synth classify` report"):
+        Judge(tmp_path)

@@ -1,0 +1,138 @@
+"""Quality scores from a classifier trained on real images: a graded, offline stand-in for FID.
+
+No bpy. The C2ST realism score saturates at 1.0 for every model that is not yet close to the
+real images, and FID needs Inception weights that cannot be had offline. A classifier that
+`synth classify --save-model` trained on the real images of the same modality gives two
+scores that keep moving while a model improves:
+
+- **FD (classifier features)**: the Fréchet distance between real and generated images in the
+  space of the classifier's penultimate layer (512 features for ResNet-18 and the small CNN),
+  computed by torchmetrics' `FrechetInceptionDistance` with that network as its feature
+  extractor (and KID with `KernelInceptionDistance` the same way). Like FID, 0 means the two sets have the same feature mean and covariance; unlike
+  FID, its scale depends on the classifier, so compare values from one judge only.
+- **class agreement**: for class-conditional samples, the fraction the classifier assigns to
+  the class they were generated for, next to its accuracy on the real images with the same
+  class mix (the ceiling a perfect generator would reach).
+
+Images are prepared exactly as `synth classify` prepared its inputs (resize to its --size,
+the same field-of-view mask, ImageNet normalisation).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from synth.diffusion.metrics import MetricError
+
+
+class Judge:
+    """A trained `synth classify` model: features and class probabilities of uint8 images."""
+
+    def __init__(self, report: str | Path):
+        import torch
+
+        from synth.classifier.models import build_model
+        from synth.classifier.train import ClassifyConfig
+
+        report = Path(report)
+        state_path, rep_path = report / "model.pt", report / "report.json"
+        if not rep_path.is_file():
+            raise MetricError(f"{report} is not a `synth classify` report folder (no report.json)")
+        if not state_path.is_file():
+            raise MetricError(f"{report} has no model.pt; train the judge with `synth classify ... --save-model`")
+        payload = json.loads(rep_path.read_text())
+        known = ClassifyConfig.__dataclass_fields__
+        self.cfg = ClassifyConfig(**{k: v for k, v in payload["config"].items() if k in known})
+        self.class_names: list[str] = list(payload["class_names"])
+        if self.cfg.model not in ("resnet18", "smallcnn"):
+            raise MetricError(f"the judge must be a resnet18 or smallcnn classifier, {report} holds {self.cfg.model}")
+        model, _ = build_model(self.cfg.model, len(self.class_names), self.cfg.size, log=lambda *_: None)
+        model.load_state_dict(torch.load(state_path, map_location="cpu", weights_only=True))
+        self.model = model.eval()
+        self.name = str(report)
+
+    def _prepare(self, images_u8: np.ndarray):
+        """uint8 (N, H, W, 3) -> the normalised (N, 3, S, S) tensor the classifier was trained on."""
+        import cv2
+
+        from synth.classifier.data import fov_mask
+        from synth.classifier.train import to_input
+
+        s = self.cfg.size
+        out = np.empty((len(images_u8), 3, s, s), np.uint8)
+        keep = fov_mask(s, self.cfg.fov_radius)[..., None] if self.cfg.fov == "circle" else None
+        for k, img in enumerate(images_u8):
+            if img.shape[:2] != (s, s):
+                interp = cv2.INTER_AREA if img.shape[0] > s else cv2.INTER_LINEAR
+                img = cv2.resize(img, (s, s), interpolation=interp)
+            if keep is not None:
+                img = img * keep.astype(np.uint8)
+            out[k] = img.transpose(2, 0, 1)
+        return to_input(out, self.cfg, train=False)
+
+    def _split(self):
+        """(body, head): the network up to its penultimate features, and the last linear layer."""
+        import torch
+        from torch import nn
+
+        m = self.model
+        if self.cfg.model == "resnet18":
+            body = nn.Sequential(*list(m.children())[:-1], nn.Flatten())
+            return body, m.fc
+        # smallcnn: features, flatten, linear 512, relu, dropout, linear out
+        return nn.Sequential(*list(m.children())[:-1]), m[-1]
+
+    def feature_module(self):
+        """An nn.Module: uint8 (B, 3, H, W) -> (B, F) penultimate features, for torchmetrics' FID/KID."""
+        import torch
+        from torch import nn
+
+        judge, (body, _) = self, self._split()
+
+        with torch.no_grad():
+            width = int(body(judge._prepare(np.zeros((1, 8, 8, 3), np.uint8))).shape[-1])
+
+        class Features(nn.Module):
+            num_features = width  # tells torchmetrics the size without a dummy 299 px forward pass
+
+            def forward(self, x):
+                with torch.no_grad():
+                    return body(judge._prepare(x.permute(0, 2, 3, 1).numpy().astype(np.uint8)))
+
+        return Features()
+
+    def features_and_probs(self, images_u8: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        body, head = self._split()
+        feats, probs = [], []
+        with torch.no_grad():
+            for i in range(0, len(images_u8), batch_size):
+                f = body(self._prepare(images_u8[i:i + batch_size]))
+                feats.append(f.numpy())
+                probs.append(torch.softmax(head(f), dim=1).numpy())
+        return np.concatenate(feats), np.concatenate(probs)
+
+
+def judge_scores(judge: Judge, real: np.ndarray, fake: np.ndarray, *, real_labels: list[str] | None = None,
+                 fake_labels: list[str] | None = None) -> dict:
+    """FD on the judge's features; class agreement when the labels of both sets are given."""
+    from synth.diffusion.metrics import fid_kid
+
+    d = fid_kid(real, fake, judge.feature_module())
+    out = {"fd_judge": d["fid"], "kid_judge": d["kid_mean"]}
+    _, pr = judge.features_and_probs(real)
+    _, pf = judge.features_and_probs(fake)
+    if fake_labels is not None:
+        unknown = sorted(set(fake_labels) - set(judge.class_names))
+        if unknown:
+            raise MetricError(f"classes {unknown} are not classes of the judge ({', '.join(judge.class_names)})")
+        idx = np.array([judge.class_names.index(c) for c in fake_labels])
+        out["class_agreement"] = float((pf.argmax(1) == idx).mean())
+    if real_labels is not None:
+        idx = np.array([judge.class_names.index(c) for c in real_labels])
+        out["class_agreement_real"] = float((pr.argmax(1) == idx).mean())
+    return out
