@@ -7,7 +7,10 @@
    several strengths and with DDIB.
 3. Realism score = C2ST accuracy of real frames against rendered (before) and refined (after)
    frames, at the same resolution; 0.5 means indistinguishable. Reported on the whole frame and
-   inside a circular field of view (which hides Kvasir's black border and on-screen text).
+   inside a circular field of view (which hides Kvasir's black border and on-screen text). With
+   --judge REPORT (a `synth classify --save-model` model trained on the real frames only), also
+   the Fréchet distance in that model's feature space. Both scores are also given for one half
+   of the real frames against the other: what an indistinguishable set scores.
 
     python benchmarks/bench_diffusion_refine.py --rendered runs/r200 \
         --kvasir ../shared/data/kvasir-seg-256 --cpchild ../shared/data/cp-child-256 \
@@ -39,6 +42,8 @@ def main() -> None:
     p.add_argument("--channels", default="32,64,128")
     p.add_argument("--strengths", default="0.3,0.5,0.7")
     p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--judge", default=None, help="synth classify --save-model report trained on real frames")
+    p.add_argument("--prefix", default="refine-", help="file name prefix of what goes to --docs")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     for path in (args.rendered, args.kvasir):
@@ -68,13 +73,25 @@ def main() -> None:
     real_imgs = np.concatenate([dataset_images(r, res) for r in reals])
     fov = fov_mask(res)[None, :, :, None].astype(np.uint8)
 
-    def realism(fake: np.ndarray) -> dict:
-        return {"c2st": c2st(real_imgs, fake, seed=args.seed)["c2st_accuracy"],
-                "c2st_fov": c2st(real_imgs * fov, fake * fov, seed=args.seed)["c2st_accuracy"]}
+    judge = None
+    if args.judge:
+        from synth.diffusion.judge import Judge, judge_scores
+
+        judge = Judge(args.judge)
+
+    def realism(fake: np.ndarray, real: np.ndarray = real_imgs) -> dict:
+        row = {"c2st": c2st(real, fake, seed=args.seed)["c2st_accuracy"],
+               "c2st_fov": c2st(real * fov, fake * fov, seed=args.seed)["c2st_accuracy"]}
+        if judge is not None:
+            row["fd_judge"] = judge_scores(judge, real, fake)["fd_judge"]
+        return row
 
     rendered_imgs = dataset_images(args.rendered, res)
     results = {"args": {k: str(v) for k, v in vars(args).items()}, "n_real": len(real_imgs),
                "n_rendered": len(rendered_imgs), "before": realism(rendered_imgs), "after": []}
+    halves = np.random.default_rng(args.seed).permutation(len(real_imgs))
+    results["real_vs_real"] = realism(real_imgs[halves[1::2]], real_imgs[halves[::2]])
+    print(json.dumps({"real_vs_real": results["real_vs_real"]}), flush=True)
     print(json.dumps(results["before"]), flush=True)
     model = None
     runs = [("sdedit", float(s)) for s in args.strengths.split(",")] + [("ddib", 0.5)]
@@ -99,9 +116,9 @@ def main() -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2))
     if args.docs:
         args.docs.mkdir(parents=True, exist_ok=True)
-        shutil.copy(out / "refine-grid.png", args.docs / "refine-grid.png")
-        shutil.copy(out / "results.json", args.docs / "refine-results.json")
-        shutil.copy(out / "model-run" / "loss.png", args.docs / "refine-loss.png")
+        shutil.copy(out / "refine-grid.png", args.docs / f"{args.prefix}grid.png")
+        shutil.copy(out / "results.json", args.docs / f"{args.prefix}results.json")
+        shutil.copy(out / "model-run" / "loss.png", args.docs / f"{args.prefix}loss.png")
 
 
 if __name__ == "__main__":

@@ -50,7 +50,8 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def _resize(img: np.ndarray, size: int | None, *, nearest: bool = False) -> np.ndarray:
+def resize_square(img: np.ndarray, size: int | None, *, nearest: bool = False) -> np.ndarray:
+    """Resize to size x size (area for images, nearest for masks); None or the same size: unchanged."""
     import cv2
 
     if size is None or img.shape[:2] == (size, size):
@@ -104,9 +105,9 @@ def import_dataset(cfg: ImportConfig) -> Path:
     config = {"command": "data import", **asdict(cfg)}
     writer = DatasetWriter(Path(cfg.out), config=config, class_names=class_names, overwrite=cfg.overwrite)
     for i, (src_name, label, (img, mask)) in enumerate(loaded):
-        img = _resize(img, cfg.resolution)
+        img = resize_square(img, cfg.resolution)
         if mask is not None:
-            mask = _resize(mask, cfg.resolution, nearest=True)
+            mask = resize_square(mask, cfg.resolution, nearest=True)
         writer.write_frame(frame_id(i), image=img, label=label, mask=mask, source=src_name)
     writer.finalize(
         manifest={"command": "synth data import", "config": config, "seed": cfg.seed, "source": str(src),

@@ -140,7 +140,7 @@ def make_patches(cfg: PatchConfig, log=print) -> dict:
                            "(import Kvasir-SEG style images/ + masks/ folders, or use a rendered dataset)")
     if Path(cfg.out).resolve() == Path(cfg.source).resolve():
         raise DatasetError("--out must differ from the source dataset")
-    from synth.generator.importers import _resize
+    from synth.generator.importers import resize_square
 
     config = {"command": "data patches", **asdict(cfg)}
     writer = DatasetWriter(Path(cfg.out), config=config, class_names=CLASS_NAMES, overwrite=cfg.overwrite)
@@ -161,8 +161,8 @@ def make_patches(cfg: PatchConfig, log=print) -> dict:
             y, x, side = windows[label]
             crop = np.ascontiguousarray(image[y:y + side, x:x + side])
             crop_mask = np.ascontiguousarray(mask[y:y + side, x:x + side])
-            crop = _resize(crop, cfg.resolution)
-            crop_mask = _resize(crop_mask, cfg.resolution, nearest=True)
+            crop = resize_square(crop, cfg.resolution)
+            crop_mask = resize_square(crop_mask, cfg.resolution, nearest=True)
             pid = frame_id(len(ids))
             writer.write_frame(pid, image=crop, label=label, mask=crop_mask, source=f"{rec.id}",
                                extra={"window": [x, y, side], "source_label": rec.label})
