@@ -117,4 +117,36 @@ blood_augment() {  # the diffusion samples of row 4b, from the 10 % that row 4a 
   $S augment --model runs/blood10-ddpm --out runs/blood-augment --n 150 --sampler dpm++ --steps 20 --seed 0
 }
 
+# ---- The fair real test: lesion and normal patches cut from the same Kvasir-SEG frames
+# (`synth data patches`), so brightness, borders and zoom no longer tell the classes apart.
+# The rendered frames are cut the same way. Run after import and snapshot:
+#   OUT=runs/exp3 SNAP=runs/render-128v2-snap benchmarks/exp_classify.sh patches fair_trivial fair_fit fair1 fair3 fair_fit_resnet fair1resnet
+PATCHES=${PATCHES:-${SNAP}-patches}
+KP=runs/real/kvasir-patches
+CP="--size 64 --fov none --online-aug --seed 0 --overwrite --eval-at-end --batch-size 32 --threads ${THREADS:-2}"
+
+patches() {
+  $S data patches runs/real/kvasir --out $KP --seed 0 --overwrite
+  $S data patches $SNAP --out $PATCHES --seed 0 --overwrite
+}
+fair_trivial() {  # one number per image, no learning: how much do the patch classes differ trivially?
+  .venv/bin/python benchmarks/exp_trivial_baseline.py $KP --fov none --size 64
+}
+fair_fit() {  # can the small CNN learn lesion-vs-normal on rendered patches? (70 % train / 30 % test)
+  $S classify --model smallcnn --epochs 15 --train rendered=$PATCHES --test rendered=$PATCHES --out $OUT/fair-fit-smallcnn $CP
+}
+fair1() {  # row 1, fair: rendered patches only -> every real Kvasir-SEG patch
+  $S classify --model smallcnn --epochs 15 --train rendered=$PATCHES --test real=$KP --out $OUT/fair1-smallcnn $CP
+}
+fair_fit_resnet() {
+  $S classify --model resnet18 --epochs 10 --train rendered=$PATCHES --test rendered=$PATCHES --out $OUT/fair-fit-resnet18 $CP
+}
+fair1resnet() {
+  $S classify --model resnet18 --epochs 10 --train rendered=$PATCHES --test real=$KP --out $OUT/fair1-resnet18 $CP
+}
+fair3() {  # row 3, fair: real fractions alone and with the rendered patches; 30 % of the real frames are the test
+  $S classify --protocol curve --model smallcnn --train rendered=$PATCHES --train real=$KP --test real=$KP \
+    --curve ${CURVE:-0,0.1,1} --epochs 15 --out $OUT/fair3-curve $CP
+}
+
 for step in "$@"; do "$step"; done

@@ -174,4 +174,29 @@ def make_patches(cfg: PatchConfig, log=print) -> dict:
     writer.finalize(manifest={"command": "synth data patches", "config": config, "seed": cfg.seed,
                               "source": str(cfg.source), "kind": src.manifest.get("kind", "unknown"),
                               "patches": counts}, expected_ids=ids)
+    write_patch_preview(Path(cfg.out))
     return counts
+
+
+def write_patch_preview(root: Path, per_class: int = 16, columns: int = 8, tile: int = 64) -> Path:
+    """preview.png: rows of lesion patches (lesion outlined in green), then rows of normal patches."""
+    import cv2
+
+    from synth.generator.dataset import write_png
+
+    ds = Dataset.open(root)
+    tiles = []
+    for label in ("lesion", "normal"):
+        recs = [r for r in ds if r.label == label][:per_class]
+        for rec in recs + [None] * (-len(recs) % columns):  # each class starts on a new row
+            if rec is None:
+                tiles.append(np.zeros((tile, tile, 3), np.uint8))
+                continue
+            img = cv2.resize(ds.image(rec), (tile, tile), interpolation=cv2.INTER_AREA)
+            mask = cv2.resize((ds.mask(rec) > 0).astype(np.uint8), (tile, tile), interpolation=cv2.INTER_NEAREST)
+            contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+            cv2.drawContours(img, contours, -1, (0, 255, 0), 1)
+            tiles.append(img)
+    rows = [np.concatenate(tiles[i:i + columns], axis=1) for i in range(0, len(tiles), columns)]
+    write_png(root / "preview.png", np.concatenate(rows, axis=0))
+    return root / "preview.png"

@@ -90,6 +90,7 @@ def test_patch_cli_one_line_error_and_output(tmp_path):
     assert res.exit_code == 0, res.output
     assert "6 lesion and" in res.output
     assert {r.width for r in Dataset.open(tmp_path / "p")} == {16}
+    assert (tmp_path / "p" / "preview.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_holdout_keeps_the_patches_of_a_frame_together(tmp_path):
