@@ -50,6 +50,7 @@ def main() -> None:
     p.add_argument("--prefix", default="bloodmnist-", help="file name prefix of what goes to --docs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-train", action="store_true", help="reuse a finished run in --out")
+    p.add_argument("--skip-eval", action="store_true", help="reuse the run's metrics.json (per-checkpoint scores)")
     args = p.parse_args()
     if not args.data.exists():
         sys.exit(f"error: {args.data} not found; pass --data path/to/bloodmnist.npz")
@@ -81,9 +82,12 @@ def main() -> None:
         results["train_seconds"] = time.perf_counter() - t0
         results["train_images_per_s"] = args.steps * args.batch_size / results["train_seconds"]
 
-    rows = evaluate(EvaluateConfig(run=str(run), real=str(out / "val"), n=args.eval_n, steps=args.eval_steps,
-                                   guidance=args.guidance, fid=bool(args.inception_weights),
-                                   inception_weights=args.inception_weights, judge=args.judge, seed=args.seed))
+    if args.skip_eval:
+        rows = json.loads((run / "metrics.json").read_text())["rows"]
+    else:
+        rows = evaluate(EvaluateConfig(run=str(run), real=str(out / "val"), n=args.eval_n, steps=args.eval_steps,
+                                       guidance=args.guidance, fid=bool(args.inception_weights),
+                                       inception_weights=args.inception_weights, judge=args.judge, seed=args.seed))
     results["per_checkpoint"] = rows
 
     # Sampler table on the final model.

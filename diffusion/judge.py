@@ -50,9 +50,12 @@ class Judge:
         if self.cfg.model not in ("resnet18", "smallcnn"):
             raise MetricError(f"the judge must be a resnet18 or smallcnn classifier, {report} holds {self.cfg.model}")
         model, _ = build_model(self.cfg.model, len(self.class_names), self.cfg.size, log=lambda *_: None)
-        model.load_state_dict(torch.load(state_path, map_location="cpu", weights_only=True))
+        try:
+            model.load_state_dict(torch.load(state_path, map_location="cpu", weights_only=True))
+        except Exception as e:  # a truncated file or weights of another model
+            raise MetricError(f"{state_path} does not hold the weights of the model its report describes "
+                              f"({type(e).__name__}); train the judge again with --save-model") from None
         self.model = model.eval()
-        self.name = str(report)
 
     def _prepare(self, images_u8: np.ndarray):
         """uint8 (N, H, W, 3) -> the normalised (N, 3, S, S) tensor the classifier was trained on."""
@@ -75,7 +78,6 @@ class Judge:
 
     def _split(self):
         """(body, head): the network up to its penultimate features, and the last linear layer."""
-        import torch
         from torch import nn
 
         m = self.model
@@ -124,15 +126,15 @@ def judge_scores(judge: Judge, real: np.ndarray, fake: np.ndarray, *, real_label
 
     d = fid_kid(real, fake, judge.feature_module())
     out = {"fd_judge": d["fid"], "kid_judge": d["kid_mean"]}
-    _, pr = judge.features_and_probs(real)
-    _, pf = judge.features_and_probs(fake)
     if fake_labels is not None:
+        _, pf = judge.features_and_probs(fake)
         unknown = sorted(set(fake_labels) - set(judge.class_names))
         if unknown:
             raise MetricError(f"classes {unknown} are not classes of the judge ({', '.join(judge.class_names)})")
         idx = np.array([judge.class_names.index(c) for c in fake_labels])
         out["class_agreement"] = float((pf.argmax(1) == idx).mean())
     if real_labels is not None:
+        _, pr = judge.features_and_probs(real)
         idx = np.array([judge.class_names.index(c) for c in real_labels])
         out["class_agreement_real"] = float((pr.argmax(1) == idx).mean())
     return out

@@ -90,6 +90,9 @@ def test_judge_scores_from_a_trained_classifier(tmp_path):
     res_far = compare_datasets(str(real), str(rendered), judge=str(report))
     assert res_far["fd_judge"] > res_near["fd_judge"] > 0
     assert "class_agreement" in res_far and "c2st_accuracy" in res_far
+    (report / "model.pt").write_bytes(b"not a state dict")
+    with pytest.raises(MetricError, match="does not hold the weights"):
+        Judge(report)
     (report / "model.pt").unlink()
     with pytest.raises(MetricError, match="--save-model"):
         Judge(report)
