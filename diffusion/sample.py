@@ -37,8 +37,14 @@ def make_scheduler(model: DiffusionModel, sampler: str):
         return DDIMScheduler.from_config(cfg)
     if sampler == "dpm++":
         # The learned variance is only used by ancestral DDPM; the ODE solvers ignore it.
+        # DDPM and DDIM clip each step's predicted x0 to the image range (clip_sample). DPM-Solver++
+        # has no clip_sample; without the equivalent (thresholding at 1.0, i.e. clipping) an
+        # epsilon model's x0 estimate at high noise (x_t / sqrt(alpha_bar), about 100x at t=999 on
+        # the linear schedule) carries its error straight into the sample, which saturates.
+        clip = bool(cfg.get("clip_sample", False))
         return DPMSolverMultistepScheduler.from_config(
-            cfg, algorithm_type="dpmsolver++", solver_order=2, variance_type=None
+            cfg, algorithm_type="dpmsolver++", solver_order=2, variance_type=None,
+            thresholding=clip, sample_max_value=float(cfg.get("clip_sample_range", 1.0)),
         )
     raise ModelError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
 

@@ -157,6 +157,21 @@ def test_same_seed_same_samples_any_batch(trained, sampler):
     assert not np.array_equal(a[0], c[0]) and np.array_equal(a[1:], c[1:])
 
 
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_samplers_keep_x0_in_the_image_range(sampler):
+    """An untrained model's x0 estimates at high noise are far out of range; every sampler clips them
+    as the training schedule asks (clip_sample), so the sample never leaves [-1, 1] before conversion."""
+    from synth.diffusion.sample import make_scheduler, reverse
+
+    m = DiffusionModel.new(ModelConfig(resolution=16, channels=(8, 16), timesteps=1000), seed=0)
+    assert m.scheduler.config.clip_sample
+    sch = make_scheduler(m, sampler)
+    sch.set_timesteps({"ddpm": 50, "ddim": 10, "dpm++": 10}[sampler])
+    x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * sch.init_noise_sigma
+    out = reverse(m, sch, sampler, x, sch.timesteps, None, None, 1.0, None)
+    assert out.abs().max() <= 1.0 + 1e-4, float(out.abs().max())
+
+
 def test_augment_writes_dataset_and_resumes(trained, toy, tmp_path):
     cfg = AugmentConfig(model=str(trained), out=str(tmp_path / "aug"), n_per_class=2, steps=2,
                         masks_from=str(toy["rendered"]), seed=3)
