@@ -51,6 +51,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-train", action="store_true", help="reuse a finished run in --out")
     p.add_argument("--skip-eval", action="store_true", help="reuse the run's metrics.json (per-checkpoint scores)")
+    p.add_argument("--samplers", default="ddpm:1000,ddim:50,dpm++:20", help="sampler:steps,... for the table")
     args = p.parse_args()
     if not args.data.exists():
         sys.exit(f"error: {args.data} not found; pass --data path/to/bloodmnist.npz")
@@ -104,7 +105,7 @@ def main() -> None:
 
         judge = Judge(args.judge)
     table = []
-    for sampler, steps in (("ddpm", 1000), ("ddim", 50), ("dpm++", 20)):
+    for sampler, steps in ((a, int(b)) for a, b in (x.split(":") for x in args.samplers.split(","))):
         t = time.perf_counter()
         fake = generate(model, class_ids=ids, seeds=[seed_for(args.seed, 20, i) for i in range(len(ids))],
                         sampler=sampler, steps=steps, guidance=args.guidance, batch_size=100)
@@ -135,10 +136,12 @@ def main() -> None:
         args.docs.mkdir(parents=True, exist_ok=True)
         for src, dst in ((run / "loss.png", "loss.png"), (run / "metrics.png", "c2st.png"),
                          (out / "augment-grid.png", "augment.png"),
-                         (out / "sampler-ddpm.png", "ddpm1000.png"),
-                         (out / "sampler-dpmpp.png", "dpmpp20.png"),
+                         (out / "sampler-ddpm.png", "ddpm.png"),
+                         (out / "sampler-ddim.png", "ddim.png"),
+                         (out / "sampler-dpmpp.png", "dpmpp.png"),
                          (out / "results.json", "results.json")):
-            shutil.copy(src, args.docs / (args.prefix + dst))
+            if src.exists():  # a sampler left out of --samplers has no grid
+                shutil.copy(src, args.docs / (args.prefix + dst))
 
 
 if __name__ == "__main__":
