@@ -59,8 +59,8 @@ class TrainConfig:
     attention: bool = True
     mask: bool = False
     learned_variance: bool = False
-    schedule: str = "linear"
-    prediction: str = "epsilon"
+    schedule: str = "cosine"  # cosine + v: 22x lower FD than linear + epsilon at equal steps (docs/DIFFUSION.md)
+    prediction: str = "v"
     timesteps: int = 1000
     # optimisation
     steps: int = 1000
