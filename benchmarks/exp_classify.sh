@@ -144,6 +144,10 @@ fair_fit_resnet() {
 fair1resnet() {
   $S classify --model resnet18 --epochs 10 --train rendered=$PATCHES --test real=$KP --out $OUT/fair1-resnet18 $CP
 }
+fair3resnet() {  # row 3, fair, ResNet-18: 10 % real alone and with the rendered patches
+  $S classify --protocol curve --model resnet18 --train rendered=$PATCHES --train real=$KP --test real=$KP \
+    --curve ${CURVE:-0.1} --epochs 10 --out $OUT/fair3-curve-resnet18 $CP
+}
 fair3() {  # row 3, fair: real fractions alone and with the rendered patches; 30 % of the real frames are the test
   $S classify --protocol curve --model smallcnn --train rendered=$PATCHES --train real=$KP --test real=$KP \
     --curve ${CURVE:-0,0.1,1} --epochs 15 --out $OUT/fair3-curve $CP

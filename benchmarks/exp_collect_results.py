@@ -1,9 +1,12 @@
 """Copy the plots of the experiment reports into docs/results/ and print their headline numbers.
 
     python benchmarks/exp_collect_results.py runs/exp docs/results
+    python benchmarks/exp_collect_results.py runs/exp3-4000 docs/results --prefix f4000-
+
 
 For each report folder under the first argument: its plots are copied as
-docs/results/<report>-<plot>.png, and one Markdown line per (run, test set) is printed with the
+docs/results/<prefix><report>-<plot>.png (a prefix keeps the plots of
+reports with the same name in different OUT folders apart), and one Markdown line per (run, test set) is printed with the
 metrics RESULTS.md quotes. The numbers in RESULTS.md are copied from this output, not typed.
 """
 
@@ -11,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 
@@ -19,12 +21,12 @@ def fmt(v) -> str:
     return "n/a" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
-def main(src: Path, dst: Path) -> None:
+def main(src: Path, dst: Path, prefix: str = "") -> None:
     dst.mkdir(parents=True, exist_ok=True)
     for rep_dir in sorted(p for p in src.iterdir() if (p / "report.json").exists()):
         rep = json.loads((rep_dir / "report.json").read_text())
         for png in sorted(rep_dir.glob("*.png")):
-            shutil.copy2(png, dst / f"{rep_dir.name}-{png.name}")
+            shutil.copy2(png, dst / f"{prefix}{rep_dir.name}-{png.name}")
         train = ", ".join(f"{s['name']} {s['frames']}" for s in rep["data"]["train"])
         print(f"## {rep_dir.name} ({rep['model']['model']}, {rep['seconds']} s; train: {train})")
         for run in rep["runs"]:
@@ -46,4 +48,11 @@ def main(src: Path, dst: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/exp"), Path(sys.argv[2] if len(sys.argv) > 2 else "docs/results"))
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("src", nargs="?", type=Path, default=Path("runs/exp"))
+    ap.add_argument("dst", nargs="?", type=Path, default=Path("docs/results"))
+    ap.add_argument("--prefix", default="", help="put before every copied plot's name")
+    a = ap.parse_args()
+    main(a.src, a.dst, a.prefix)
