@@ -112,7 +112,7 @@ row4full2() {
 }
 blood_augment() {  # the diffusion samples of row 4b, from the 10 % that row 4a trained on
   .venv/bin/python benchmarks/exp_subset.py runs/exp/row4-blood-10pct/report.json runs/real/blood-train runs/blood-10pct
-  $S diffusion train --data runs/blood-10pct --out runs/blood10-ddpm --resolution 28 --steps 4000 \
+  $S diffusion train --data runs/blood-10pct --out runs/blood10-ddpm --resolution 28 --steps 4000 --schedule linear --prediction epsilon \
     --batch-size 16 --checkpoint-every 1000 --seed 0   # stopped after the step-2000 checkpoint in RESULTS.md
   $S augment --model runs/blood10-ddpm --out runs/blood-augment --n 150 --sampler dpm++ --steps 20 --seed 0
 }
