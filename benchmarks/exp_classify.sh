@@ -153,4 +153,15 @@ fair3() {  # row 3, fair: real fractions alone and with the rendered patches; 30
     --curve ${CURVE:-0,0.1,1} --epochs 15 --out $OUT/fair3-curve $CP
 }
 
+# ---- Row 4b again with a model trained on the same 10 % with the cosine schedule and v-prediction
+blood_augment_cosv() {
+  $S diffusion train --data runs/blood-10pct --out runs/blood10-cosv --resolution 28 --schedule cosine --prediction v \
+    --steps 3000 --batch-size 16 --checkpoint-every 1000 --seed 0
+  $S augment --model runs/blood10-cosv --out runs/blood-augment-cosv --n 150 --sampler dpm++ --steps 20 --guidance 2 --seed 0
+}
+row4cosv() {
+  $S classify --train real=runs/real/blood-train:0.1 --train diffusion=runs/blood-augment-cosv --epochs 10 \
+    --out $OUT/row4-blood-10pct-diffusion-cosv $BLOOD --threads 1
+}
+
 for step in "$@"; do "$step"; done
