@@ -26,7 +26,7 @@ def main() -> None:
 
     from synth.diffusion.data import to_model_range, to_uint8
     from synth.diffusion.model import DiffusionModel
-    from synth.diffusion.sample import generators, guided_output, seed_for
+    from synth.diffusion.sample import reverse, seed_for
     from synth.generator.dataset import Dataset
 
     m = DiffusionModel.load(args.run)
@@ -52,11 +52,10 @@ def main() -> None:
     for clip in (True, False):
         s = DDIMScheduler.from_config(sch.config, clip_sample=clip)
         s.set_timesteps(20)
-        gens = generators([seed_for(args.seed, 20, i) for i in range(8)], torch.device("cpu"))
-        x = torch.randn((8, 3, m.cfg.resolution, m.cfg.resolution), generator=gens[0])
-        cls = torch.arange(8) % max(1, len(m.cfg.class_names)) if m.cfg.class_names else None
-        for t in s.timesteps:
-            x = s.step(guided_output(m, x, t, cls, None, 1.0, keep_variance=False), t, x).prev_sample
+        noise_gen = torch.Generator().manual_seed(seed_for(args.seed, 20, 0))
+        x = torch.randn((8, 3, m.cfg.resolution, m.cfg.resolution), generator=noise_gen)
+        cls = torch.arange(8) % len(m.cfg.class_names) if m.cfg.class_names else None
+        x = reverse(m, s, "ddim", x, s.timesteps, cls, None, 1.0, None)
         std = to_uint8(x).reshape(8, -1).std(axis=1).mean()
         print(f"DDIM-20 samples, clip x0 {clip}: mean pixel std {std:.1f}")
 

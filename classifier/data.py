@@ -277,6 +277,17 @@ class Arrays:
         return {(o[1], o[2]): k for k, o in enumerate(self.origin)}
 
 
+def model_view(img: np.ndarray, size: int, keep: np.ndarray | None) -> np.ndarray:
+    """An (H, W, 3) uint8 image as a classifier sees it: resized to size x size (area when
+    shrinking, linear when enlarging), black outside the field of view `keep` when given."""
+    import cv2
+
+    if img.shape[:2] != (size, size):
+        interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_LINEAR
+        img = cv2.resize(img, (size, size), interpolation=interp)
+    return img * keep[..., None].astype(np.uint8) if keep is not None else img
+
+
 def load_arrays(
     selections: Sequence[Selection],
     class_names: Sequence[str],
@@ -302,9 +313,7 @@ def load_arrays(
     def one(job):
         sel, i = job
         rec = sel.dataset.records[i]
-        img = sel.dataset.image(rec)
-        interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_LINEAR
-        img = cv2.resize(img, (size, size), interpolation=interp) if img.shape[:2] != (size, size) else img
+        img = model_view(sel.dataset.image(rec), size, None)
         m = None
         if with_masks:
             m = (sel.dataset.mask(rec) > 0).astype(np.uint8)

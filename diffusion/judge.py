@@ -59,21 +59,12 @@ class Judge:
 
     def _prepare(self, images_u8: np.ndarray):
         """uint8 (N, H, W, 3) -> the normalised (N, 3, S, S) tensor the classifier was trained on."""
-        import cv2
-
-        from synth.classifier.data import fov_mask
+        from synth.classifier.data import fov_mask, model_view
         from synth.classifier.train import to_input
 
         s = self.cfg.size
-        out = np.empty((len(images_u8), 3, s, s), np.uint8)
-        keep = fov_mask(s, self.cfg.fov_radius)[..., None] if self.cfg.fov == "circle" else None
-        for k, img in enumerate(images_u8):
-            if img.shape[:2] != (s, s):
-                interp = cv2.INTER_AREA if img.shape[0] > s else cv2.INTER_LINEAR
-                img = cv2.resize(img, (s, s), interpolation=interp)
-            if keep is not None:
-                img = img * keep.astype(np.uint8)
-            out[k] = img.transpose(2, 0, 1)
+        keep = fov_mask(s, self.cfg.fov_radius) if self.cfg.fov == "circle" else None
+        out = np.stack([model_view(img, s, keep).transpose(2, 0, 1) for img in images_u8])
         return to_input(out, self.cfg, train=False)
 
     def _split(self):
