@@ -36,7 +36,7 @@ def subset(report: Path, src: Path, dst: Path) -> int:
         (dst / "records" / f"{r.id}.json").write_text(json.dumps(r.to_json()))
     finalize_folder(dst, manifest={"command": "subset", "kind": ds.manifest.get("kind", "real"), "subset_of": str(src),
                                    "ids_from": str(report), "seed": rep.get("config", {}).get("seed")},
-                    class_names=ds.class_names, coco=False)
+                    class_names=ds.class_names, coco=False, channels=ds.channels)
     return len(kept)
 
 

@@ -113,10 +113,12 @@ def open_dataset(path: str) -> Dataset:
 
 
 def class_names_of(datasets: Sequence[Dataset], role: str) -> list[str]:
-    """The one list of class names shared by `datasets`, or a one-line error naming the odd one."""
+    """The class names shared by `datasets`, in the first one's order, or a one-line error naming
+    the odd one. Folders whose class sets are equal combine whatever their order (labels are
+    matched by name); only a different set is an error."""
     first = datasets[0]
     for ds in datasets[1:]:
-        if ds.class_names != first.class_names:
+        if set(ds.class_names) != set(first.class_names):
             raise ClassifyError(
                 f"{role} datasets disagree on classes: {first.root} has {first.class_names}, "
                 f"{ds.root} has {ds.class_names}; import them with the same --class-names"
@@ -134,7 +136,7 @@ def select_sources(
 ) -> tuple[list[str], list[Selection], list[Selection]]:
     """Open every folder, check classes, split shared folders, and apply fractions.
 
-    Returns (class names, training selections, test selections).
+    Returns (class names in the first training folder's order, training selections, test selections).
     """
     if not train:
         raise ClassifyError("no training data: give at least one --train NAME=DIR")
@@ -152,9 +154,10 @@ def select_sources(
 
     train_ds = [get(s) for s in train]
     test_ds = [get(s) for s in test]
+    # One class order for the whole report: the first training folder's (recorded in the report).
     names = class_names_of(train_ds, "training")
     test_names = class_names_of(test_ds, "test")
-    if test_names != names:
+    if set(test_names) != set(names):
         raise ClassifyError(
             f"training classes {names} differ from test classes {test_names}; "
             "the classes must match by name (import with the same --class-names)"

@@ -69,6 +69,9 @@ def _payload(cfg, data) -> dict:
         "task": "classify",
         "protocol": cfg.protocol,
         "class_names": data.class_names,
+        # Folders may list the same classes in other orders; labels are matched by name and
+        # indices (confusion matrix, predictions.csv columns) follow this folder's order.
+        "class_order_from": str(data.train_selections[0].dataset.root),
         "data": {
             "train": [s.describe() for s in data.train_selections],
             "test": [s.describe() for s in data.test_selections],
@@ -94,9 +97,11 @@ def _load_pretrain(cfg, pre_specs, test_specs, class_names, log):
     if not pre_specs:
         raise ClassifyError("--protocol finetune needs --pretrain NAME=DIR")
     names, sel, _ = select_sources(pre_specs, test_specs, seed=cfg.seed, holdout=cfg.holdout)
-    if names != class_names:
+    if set(names) != set(class_names):
         raise ClassifyError(f"--pretrain classes {names} differ from --train classes {class_names}")
-    arrays = load_arrays(sel, names, size=cfg.size, fov=cfg.fov, fov_radius=cfg.fov_radius, threads=cfg.threads)
+    # Labels as indices into the --train order, so the pretrained head means the same classes.
+    arrays = load_arrays(sel, class_names, size=cfg.size, fov=cfg.fov, fov_radius=cfg.fov_radius,
+                         threads=cfg.threads)
     log(f"pretrain data: {len(arrays)} frames from {len(sel)} source(s)")
     return arrays, sel
 

@@ -33,7 +33,7 @@ from synth.diffusion.data import mask_to_model, resize_image, resize_mask, to_mo
 from synth.diffusion.model import DiffusionModel, resolve_model_path
 from synth.diffusion.refine import sdedit
 from synth.diffusion.sample import generators, pick_device, seed_for
-from synth.generator.dataset import Dataset, write_json, write_png
+from synth.generator.dataset import Dataset, as_channels, write_json, write_png
 
 
 class AnomalyError(UserError):
@@ -74,7 +74,8 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
 
 @torch.no_grad()
 def heat_maps(model: DiffusionModel, images: np.ndarray, cfg: AnomalyConfig, first_index: int = 0):
-    """Error maps (N, H, W) float in [0, 1] scale and reconstructions (N, H, W, 3) of uint8 images."""
+    """Error maps (N, H, W) float in [0, 1] scale and reconstructions (N, H, W, C) of uint8 (N, H, W, C)
+    images, C the model's image channels."""
     import cv2
 
     dev = pick_device()
@@ -120,7 +121,7 @@ def score(cfg: AnomalyConfig, *, overwrite: bool = False, log=print) -> dict:
     scale = None
     for s in range(0, len(recs), cfg.batch_size):
         chunk = recs[s:s + cfg.batch_size]
-        imgs = np.stack([resize_image(ds.image(r), res) for r in chunk])
+        imgs = np.stack([resize_image(ds.image(r, model.cfg.image_channels), res) for r in chunk])
         if cfg.fov:
             imgs = imgs * fov[None, :, :, None].astype(np.uint8)
         heat, recon = heat_maps(model, imgs, cfg, first_index=s)
@@ -137,7 +138,8 @@ def score(cfg: AnomalyConfig, *, overwrite: bool = False, log=print) -> dict:
                 pix_scores.append(h[valid])
                 pix_truth.append(m[valid])
             if len(shown) < 6:
-                shown.append((img, rec, h, resize_mask(ds.mask(r), res) > 0))
+                # Shown as RGB: a grey (H, W, 1) image is not something imshow draws.
+                shown.append((as_channels(img, 3), as_channels(rec, 3), h, resize_mask(ds.mask(r), res) > 0))
         log(f"{min(s + cfg.batch_size, len(recs))}/{len(recs)} frames scored")
 
     report = {"config": asdict(cfg), "frames": len(rows), "scale": scale}

@@ -5,6 +5,9 @@ class order) and its noise from its own generator, so an interrupted run resumes
 stopped and a re-run with the same seed writes the same images. A mask-conditioned model draws
 each frame's mask from a frame of the same class in `--masks-from`, and the mask is written
 with the sample, so generated lesion frames come with a pixel label.
+
+The output keeps the model's class order (its training data's) and its image channels: a model
+of greyscale data writes a greyscale dataset.
 """
 
 from __future__ import annotations
@@ -82,7 +85,8 @@ def augment(cfg: AugmentConfig, *, overwrite: bool = False, log=print) -> Path:
     steps = cfg.steps or DEFAULT_STEPS[cfg.sampler]
     class_names = model.cfg.class_names or [cfg.label]
     config = {"command": "augment", **asdict(cfg), "model": str(model_path), "steps": steps}
-    writer = DatasetWriter(Path(cfg.out), config=config, class_names=class_names, overwrite=overwrite)
+    writer = DatasetWriter(Path(cfg.out), config=config, class_names=class_names, overwrite=overwrite,
+                           channels=model.cfg.image_channels)
     done = writer.done_ids()
     todo = [i for i in range(len(labels)) if frame_id(i) not in done]
     if done:

@@ -1,12 +1,15 @@
 """Training data for diffusion models: synth dataset folders loaded into memory as tensors.
 
 Reads folders only through `synth.generator.dataset.Dataset` (the one reader of the format).
-Images become uint8 (N, 3, H, W); lesion masks become binary uint8 (N, H, W). The images the
-diffusion part works with are small (28-128 px), so holding them in memory is both the fastest
-and the simplest way to make batches reproducible.
+Images become uint8 (N, C, H, W), C = 1 when every folder is greyscale (manifest `channels` 1)
+and 3 otherwise; lesion masks become binary uint8 (N, H, W). The images the diffusion part
+works with are small (28-128 px), so holding them in memory is both the fastest and the
+simplest way to make batches reproducible.
 
 A frame's conditioning label is either its class label (`condition="label"`), the domain of
 its dataset (`condition="domain"`: the manifest's `kind`, e.g. real or rendered), or nothing.
+Class labels keep the datasets' own class order (their manifests'), so a model trained on a
+folder, and the samples it writes, list the classes in the order that folder does.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ CONDITIONS = ("label", "domain", "none")
 
 @dataclass
 class ImageSet:
-    images: np.ndarray  # uint8 (N, 3, H, W)
+    images: np.ndarray  # uint8 (N, C, H, W), C = 3 (RGB) or 1 (greyscale)
     masks: np.ndarray  # uint8 (N, H, W), 1 = lesion
     labels: np.ndarray  # int64 (N,) index into class_names; all 0 when unconditional
     class_names: list[str]
@@ -37,19 +40,25 @@ class ImageSet:
     def resolution(self) -> int:
         return int(self.images.shape[-1])
 
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[1])
+
 
 def dataset_domain(ds: Dataset) -> str:
     return str(ds.manifest.get("kind") or "unknown")
 
 
 def resize_image(img: np.ndarray, size: int) -> np.ndarray:
+    """Resize an (H, W, C) image to (size, size, C); C = 1 stays a trailing axis."""
     import cv2
 
     if img.shape[:2] == (size, size):
         return img
     # INTER_AREA when shrinking avoids aliasing; cubic when enlarging.
     interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_CUBIC
-    return cv2.resize(img, (size, size), interpolation=interp)
+    out = cv2.resize(img, (size, size), interpolation=interp)
+    return out.reshape(size, size, *img.shape[2:])  # OpenCV drops a single channel's axis
 
 
 def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
@@ -85,6 +94,21 @@ def check_sizes(datasets: Sequence[Dataset]) -> int:
     return w
 
 
+def class_order(datasets: Sequence[Dataset], found: Sequence[str]) -> list[str]:
+    """The labels in `found`, in the datasets' class order: the first folder's manifest order,
+    then classes only later folders have in theirs, then any label no manifest lists."""
+    order: list[str] = []
+    for ds in datasets:
+        order += [c for c in ds.class_names if c not in order]
+    order += [c for c in found if c not in order]
+    return [c for c in order if c in found]
+
+
+def data_channels(datasets: Sequence[Dataset]) -> int:
+    """1 when every folder is greyscale, else 3 (a grey folder mixed with RGB ones is read as RGB)."""
+    return 1 if all(ds.channels == 1 for ds in datasets) else 3
+
+
 def load_images(
     paths: Sequence[str | Path],
     *,
@@ -93,7 +117,11 @@ def load_images(
     class_names: Sequence[str] | None = None,
     limit_per_dataset: int | None = None,
 ) -> ImageSet:
-    """Load frames of one or more dataset folders, resized to `resolution` (None: keep; must agree)."""
+    """Load frames of one or more dataset folders, resized to `resolution` (None: keep; must agree).
+
+    Class labels are ordered as the folders' manifests order them (not sorted as strings:
+    class_10 after class_9); domains are sorted.
+    """
     if condition not in CONDITIONS:
         raise DatasetError(f"--condition must be one of {', '.join(CONDITIONS)}, got {condition!r}")
     datasets = open_datasets(paths)
@@ -115,13 +143,16 @@ def load_images(
         unknown = [n for n in found if n not in names]
         if unknown:
             raise DatasetError(f"class(es) {', '.join(unknown)} in the data are not among {names}")
+    elif condition == "label":
+        names = class_order(datasets, found)
     else:
         names = sorted(found)
 
+    channels = data_channels(datasets)
     images, masks, labels, ids = [], [], [], []
     for ds in datasets:
         for r in ds.records[:limit_per_dataset]:
-            img = resize_image(ds.image(r), size)
+            img = resize_image(ds.image(r, channels), size)
             m = resize_mask(ds.mask(r), size)
             images.append(img.transpose(2, 0, 1))
             masks.append((m > 0).astype(np.uint8))
@@ -142,7 +173,7 @@ def to_model_range(images_u8):
 
 
 def to_uint8(x) -> np.ndarray:
-    """Model-range tensor (B, 3, H, W) -> uint8 numpy (B, H, W, 3)."""
+    """Model-range tensor (B, C, H, W) -> uint8 numpy (B, H, W, C)."""
     x = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to("cpu")
     import torch
 

@@ -21,7 +21,7 @@ from synth.diffusion.data import resize_image, resize_mask
 from synth.diffusion.metrics import MetricError, compare, inception_extractor
 from synth.diffusion.model import DiffusionModel, ModelError
 from synth.diffusion.sample import SAMPLERS, generate, seed_for
-from synth.generator.dataset import Dataset
+from synth.generator.dataset import Dataset, as_channels
 
 
 @dataclass
@@ -89,6 +89,7 @@ def evaluate(cfg: EvaluateConfig, log=print) -> list[dict]:
         fake = generate(model, class_ids=ids, seeds=[seed_for(cfg.seed, 10, i) for i in range(len(recs))],
                         masks=masks, sampler=cfg.sampler, steps=cfg.steps, guidance=cfg.guidance,
                         batch_size=cfg.batch_size)
+        fake = as_channels(fake, 3)  # the measures take RGB; grey samples compare with grey frames read as RGB
         real_imgs = np.stack([resize_image(real.image(r), res) for r in recs])
         fake_labels = [names[i] for i in ids] if ids is not None else None
         row = {"step": step, **compare(real_imgs, fake, seed=cfg.seed, fid=cfg.fid,

@@ -5,7 +5,10 @@ A model folder holds exactly what sampling needs, so `sample`, `refine`, `augmen
 
     unet/               UNet2DModel.save_pretrained (config.json + safetensors)
     scheduler/          DDPMScheduler.save_pretrained (the training noise schedule)
-    synth_model.json    class names, mask conditioning, resolution, and what it was trained on
+    synth_model.json    class names, image channels, mask conditioning, resolution, and what it was trained on
+
+Images have `image_channels` channels: 3 for RGB data, 1 for greyscale data (CT, MRI, X-ray),
+so a grey dataset is learned and sampled as one channel rather than three that drift apart.
 
 Conditioning:
 - class labels through the U-Net's class embedding; one extra "null" class is the
@@ -44,6 +47,7 @@ class ModelConfig:
     # Self-attention at the lowest resolution: cheap there, and it helps global layout.
     attention: bool = True
     class_names: list[str] = field(default_factory=list)  # empty: unconditional
+    image_channels: int = 3  # 3 RGB, 1 greyscale (models saved before this existed are RGB)
     mask_channels: int = 0  # 0 or 1: the lesion mask as an extra input channel
     learned_variance: bool = False
     schedule: str = "linear"  # linear | cosine
@@ -66,6 +70,8 @@ class ModelConfig:
                 f"resolution {self.resolution} must be a multiple of {factor} for {len(self.channels)} U-Net levels; "
                 "pass --resolution or fewer --channels"
             )
+        if self.image_channels not in (1, 3):
+            raise ModelError(f"image_channels must be 1 (greyscale) or 3 (RGB), got {self.image_channels}")
         if self.mask_channels not in (0, 1):
             raise ModelError("mask_channels must be 0 or 1")
         if self.timesteps < 2:
@@ -98,8 +104,8 @@ def build_unet(cfg: ModelConfig):
         up[0] = "AttnUpBlock2D"
     return UNet2DModel(
         sample_size=cfg.resolution,
-        in_channels=3 + cfg.mask_channels,
-        out_channels=6 if cfg.learned_variance else 3,
+        in_channels=cfg.image_channels + cfg.mask_channels,
+        out_channels=cfg.image_channels * (2 if cfg.learned_variance else 1),
         layers_per_block=cfg.layers_per_block,
         block_out_channels=cfg.channels,
         down_block_types=tuple(down),
@@ -148,7 +154,7 @@ class DiffusionModel:
         return self.cfg.class_names.index(name)
 
     def __call__(self, x: torch.Tensor, t, class_ids: torch.Tensor | None, mask: torch.Tensor | None):
-        """Raw U-Net output for noisy images x (B,3,H,W) at timestep(s) t."""
+        """Raw U-Net output for noisy images x (B,C,H,W) at timestep(s) t (C = cfg.image_channels)."""
         if self.cfg.mask_channels:
             if mask is None:
                 raise ModelError("this model is mask-conditioned: give a mask for every image")

@@ -187,14 +187,17 @@ def refine(cfg: RefineConfig, *, overwrite: bool = False, log=print) -> Path:
     res = model.cfg.resolution
     records = rendered.records[: cfg.limit]
     config = {"command": "refine", **asdict(cfg), "model": str(model_path)}
-    writer = DatasetWriter(Path(cfg.out), config=config, class_names=rendered.class_names, overwrite=overwrite)
+    # Frames go in, and come out, with the model's image channels (a greyscale model: grey).
+    ch = model.cfg.image_channels
+    writer = DatasetWriter(Path(cfg.out), config=config, class_names=rendered.class_names, overwrite=overwrite,
+                           channels=ch)
     done = writer.done_ids()
     todo = [(i, r) for i, r in enumerate(records) if r.id not in done]
     dev = pick_device()
     model.unet.to(dev)
     for start in range(0, len(todo), cfg.batch_size):
         chunk = todo[start:start + cfg.batch_size]
-        imgs = np.stack([resize_image(rendered.image(r), res).transpose(2, 0, 1) for _, r in chunk])
+        imgs = np.stack([resize_image(rendered.image(r, ch), res).transpose(2, 0, 1) for _, r in chunk])
         inst = [resize_mask(rendered.mask(r), res) for _, r in chunk]
         x0 = to_model_range(torch.from_numpy(imgs)).to(dev)
         m = mask_to_model(torch.from_numpy(np.stack([(k > 0).astype(np.uint8) for k in inst])).to(dev)) \

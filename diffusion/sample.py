@@ -62,17 +62,18 @@ def generators(seeds: Sequence[int], device: torch.device) -> list[torch.Generat
 def guided_output(model: DiffusionModel, x, t, class_ids, mask, guidance: float, *, keep_variance: bool):
     """Model output with classifier-free guidance: uncond + w * (cond - uncond) on the mean part."""
     cfg = model.cfg
+    c = cfg.image_channels  # the mean (or noise/v) part; a learned variance fills the next c channels
     if cfg.class_names and guidance != 1.0:
         null = torch.full_like(class_ids, cfg.null_class)
         both = model(torch.cat([x, x]), t, torch.cat([class_ids, null]),
                      None if mask is None else torch.cat([mask, mask]))
         cond, uncond = both.chunk(2)
-        mean = uncond[:, :3] + guidance * (cond[:, :3] - uncond[:, :3])
-        out = torch.cat([mean, cond[:, 3:]], dim=1)
+        mean = uncond[:, :c] + guidance * (cond[:, :c] - uncond[:, :c])
+        out = torch.cat([mean, cond[:, c:]], dim=1)
     else:
         out = model(x, t, class_ids, mask)
     # Only DDPM's ancestral step uses the learned variance channels.
-    return out if keep_variance else out[:, :3]
+    return out if keep_variance else out[:, :c]
 
 
 def partial_timesteps(scheduler, steps: int, strength: float):
@@ -114,7 +115,8 @@ def generate(
     batch_size: int = 16,
     device: str | None = None,
 ) -> np.ndarray:
-    """Sample len(seeds) images; returns uint8 (N, H, W, 3). masks: binary uint8 (N, H, W) or None."""
+    """Sample len(seeds) images; returns uint8 (N, H, W, C), C = model.cfg.image_channels (1 for a
+    greyscale model). masks: binary uint8 (N, H, W) or None."""
     from diffusers.utils.torch_utils import randn_tensor
 
     dev = pick_device(device)
@@ -128,7 +130,7 @@ def generate(
     out = []
     for sl in _batches(len(seeds), batch_size):
         gens = generators(seeds[sl], dev)
-        x = randn_tensor((len(gens), 3, res, res), generator=gens, device=dev)
+        x = randn_tensor((len(gens), model.cfg.image_channels, res, res), generator=gens, device=dev)
         ids = torch.as_tensor(list(class_ids[sl]), device=dev) if class_ids is not None else None
         m = mask_to_model(torch.as_tensor(masks[sl], device=dev)) if model.cfg.mask_channels else None
         scheduler = make_scheduler(model, sampler)
@@ -140,14 +142,14 @@ def generate(
 
 
 def save_grid(images: np.ndarray, path, ncol: int | None = None) -> None:
-    """A contact sheet of uint8 (N, H, W, 3) images as one PNG."""
+    """A contact sheet of uint8 (N, H, W, 3) images, or grey (N, H, W, 1), as one PNG (grey stays grey)."""
     from synth.generator.dataset import write_png
 
-    n, h, w, _ = images.shape
+    n, h, w, c = images.shape
     ncol = ncol or int(np.ceil(np.sqrt(n)))
     nrow = int(np.ceil(n / ncol))
-    grid = np.zeros((nrow * (h + 2) + 2, ncol * (w + 2) + 2, 3), np.uint8)
+    grid = np.zeros((nrow * (h + 2) + 2, ncol * (w + 2) + 2, c), np.uint8)
     for i, img in enumerate(images):
-        r, c = divmod(i, ncol)
-        grid[2 + r * (h + 2): 2 + r * (h + 2) + h, 2 + c * (w + 2): 2 + c * (w + 2) + w] = img
-    write_png(path, grid)
+        r, col = divmod(i, ncol)
+        grid[2 + r * (h + 2): 2 + r * (h + 2) + h, 2 + col * (w + 2): 2 + col * (w + 2) + w] = img
+    write_png(path, grid if c == 3 else grid[..., 0])

@@ -97,10 +97,11 @@ class TrainConfig:
             raise TrainError("--mixed-precision fp16 needs a GPU; use bf16 or no on a CPU")
         return self
 
-    def model_config(self, class_names: list[str], resolution: int) -> ModelConfig:
+    def model_config(self, class_names: list[str], resolution: int, image_channels: int = 3) -> ModelConfig:
         return ModelConfig(
             resolution=resolution, channels=tuple(self.channels), layers_per_block=self.layers_per_block,
-            attention=self.attention, class_names=list(class_names), mask_channels=int(self.mask),
+            attention=self.attention, class_names=list(class_names), image_channels=image_channels,
+            mask_channels=int(self.mask),
             learned_variance=self.learned_variance, schedule=self.schedule, prediction=self.prediction,
             timesteps=self.timesteps,
         ).validate()
@@ -145,7 +146,8 @@ def vlb_loss(scheduler, x0, xt, t, out, prediction: str):
     post_var = (1 - ac_prev) / (1 - ac) * beta
     min_log = torch.log(post_var.clamp(min=1e-20))
     max_log = torch.log(beta)
-    mean_out, var_out = out[:, :3].detach().float(), out[:, 3:].float()
+    c = x0.shape[1]  # image channels; the variance channels follow them
+    mean_out, var_out = out[:, :c].detach().float(), out[:, c:].float()
     frac = (var_out + 1) / 2
     model_log_var = frac * max_log + (1 - frac) * min_log
     if prediction == "epsilon":
@@ -258,7 +260,8 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, da
     if data is None:
         data = load_images(cfg.data, resolution=cfg.resolution, condition=cfg.condition,
                            limit_per_dataset=cfg.limit)
-    mcfg = cfg.model_config(data.class_names, data.resolution)
+    # The model learns as many channels as the data has: one for greyscale folders, three for RGB.
+    mcfg = cfg.model_config(data.class_names, data.resolution, data.channels)
 
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
                               cpu=not torch.cuda.is_available())
@@ -322,7 +325,7 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, da
         inp = torch.cat([xt, mask_to_model(m.to(torch.uint8))], 1) if mcfg.mask_channels else xt
         with accelerator.autocast():
             pred = unet(inp, t, class_labels=y if mcfg.class_names else None).sample
-        loss = F.mse_loss(pred[:, :3].float(), target.float())
+        loss = F.mse_loss(pred[:, :mcfg.image_channels].float(), target.float())
         if mcfg.learned_variance:
             loss = loss + cfg.vlb_weight * vlb_loss(scheduler, x0, xt, t, pred, mcfg.prediction)
         return loss

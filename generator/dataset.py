@@ -7,11 +7,12 @@ and `classify` reads them. Nothing else in the project knows the file layout.
 Layout of a dataset folder::
 
     manifest.json     format version, producing command and config, code version, seed,
-                      class names, counts (written by `finalize`)
+                      class names (their order is the dataset's class order), channels
+                      (3: RGB, 1: greyscale), counts (written by `finalize`)
     index.jsonl       one JSON line per frame, sorted by id (written by `finalize`)
     coco.json         COCO instances for the lesion masks, checked with pycocotools
     config.json       the config of the run that owns this folder (written first)
-    images/ID.png     RGB, 8 bit
+    images/ID.png     8 bit, RGB (channels 3) or single-channel grey (channels 1)
     masks/ID.png      uint8 instance mask: 0 background, k = lesion instance k
     depth/ID.png      16-bit depth in units of `manifest.depth_scale` metres (optional)
     specs/ID.json     everything sampled for the frame (optional; rendered frames have it)
@@ -39,6 +40,7 @@ from synth import UserError
 
 FORMAT_VERSION = 1
 ID_WIDTH = 6
+CHANNELS = (1, 3)  # greyscale or RGB; a manifest without "channels" is RGB (folders made before it existed)
 
 
 class DatasetError(UserError):
@@ -117,6 +119,35 @@ def read_image(path: Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def is_gray(image: np.ndarray) -> bool:
+    """True for a single-channel image, or an RGB one whose three channels are equal everywhere."""
+    if image.ndim == 2 or image.shape[-1] == 1:
+        return True
+    return bool((image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all())
+
+
+def as_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """An image (H, W), (H, W, 1) or (H, W, 3), or a batch (..., H, W, 1|3), as (..., H, W, channels) uint8.
+
+    The one conversion between grey and RGB: grey to RGB repeats the channel (lossless); RGB to
+    grey is ITU-R 601 luma (what OpenCV and Pillow use), which gives back the grey values
+    exactly for an image whose three channels are equal.
+    """
+    if channels not in CHANNELS:
+        raise DatasetError(f"channels must be 1 or 3, got {channels}")
+    if image.ndim == 2:
+        image = image[..., None]
+    have = image.shape[-1]
+    if have not in CHANNELS:
+        raise DatasetError(f"an image must have 1 or 3 channels, got shape {image.shape}")
+    if have == channels:
+        return image
+    if channels == 3:
+        return np.repeat(image, 3, axis=-1)
+    luma = image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    return np.clip(np.round(luma), 0, 255).astype(np.uint8)[..., None]
+
+
 def read_gray(path: Path, *, dtype_16bit: bool = False) -> np.ndarray:
     """Read a single-channel PNG (uint8 mask or uint16 depth) unchanged."""
     import cv2
@@ -187,7 +218,8 @@ def instances_from_mask(mask: np.ndarray) -> list[dict]:
 class DatasetWriter:
     """Writes frames into a dataset folder, safely and resumably.
 
-    `config` is the owning run's configuration (a JSON-able dict). Opening a folder that holds
+    `config` is the owning run's configuration (a JSON-able dict). `channels` is 3 for RGB
+    images or 1 for greyscale ones (written as single-channel PNGs). Opening a folder that holds
     a different config raises DatasetError unless `overwrite`; with `overwrite` the old
     frames are removed first. Opening a folder with the same config resumes it: frames whose
     record exists are kept (see `done_ids`).
@@ -201,10 +233,14 @@ class DatasetWriter:
         class_names: Sequence[str],
         overwrite: bool = False,
         config_keys_that_may_change: Iterable[str] = (),
+        channels: int = 3,
     ):
+        if channels not in CHANNELS:
+            raise DatasetError(f"channels must be 1 (greyscale) or 3 (RGB), got {channels}")
         self.root = Path(root)
         self.config = config
         self.class_names = list(class_names)
+        self.channels = channels
         self._prepare(overwrite, set(config_keys_that_may_change))
 
     # The folders a writer owns. Anything else in `root` is left alone.
@@ -257,6 +293,7 @@ class DatasetWriter:
         """A writer for a folder another process prepared (a rendering worker): no config checks."""
         self = cls.__new__(cls)
         self.root, self.config, self.class_names = Path(root), None, list(class_names)
+        self.channels = 3  # rendered frames are RGB
         return self
 
     def done_ids(self) -> set[str]:
@@ -278,8 +315,15 @@ class DatasetWriter:
         """Write one frame's files, then its record (which marks it complete)."""
         if label not in self.class_names:
             raise DatasetError(f"label {label!r} is not one of the classes {self.class_names}")
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise DatasetError(f"frame {id}: image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in CHANNELS):
+            raise DatasetError(f"frame {id}: image must be uint8 (H, W, 3) or grey (H, W), "
+                               f"got {image.dtype} {image.shape}")
+        if self.channels == 1 and not is_gray(image):
+            raise DatasetError(f"frame {id}: a colour image cannot go into a greyscale (channels 1) dataset")
+        # Stored as the dataset's channels: grey as a single-channel PNG, RGB as RGB.
+        image = as_channels(image, self.channels)
+        if self.channels == 1:
+            image = image[..., 0]
         h, w = image.shape[:2]
         rec = FrameRecord(id=id, label=label, image=f"images/{id}.png", width=w, height=h, seed=seed, source=source)
         rec.extra = dict(extra or {})
@@ -304,7 +348,7 @@ class DatasetWriter:
     def finalize(self, *, manifest: dict, coco: bool = True, expected_ids: Iterable[str] | None = None) -> dict:
         """Assemble index.jsonl, coco.json and manifest.json from the frame records."""
         return finalize_folder(self.root, manifest=manifest, class_names=self.class_names, coco=coco,
-                               expected_ids=expected_ids)
+                               expected_ids=expected_ids, channels=self.channels)
 
 
 def _roundtrip(obj: Any) -> Any:
@@ -333,8 +377,13 @@ def finalize_folder(
     class_names: Sequence[str],
     coco: bool = True,
     expected_ids: Iterable[str] | None = None,
+    channels: int = 3,
 ) -> dict:
-    """Write index.jsonl, coco.json and manifest.json (with counts) for the records in `root`."""
+    """Write index.jsonl, coco.json and manifest.json (with counts) for the records in `root`.
+
+    `class_names` is written in the order given: it is the dataset's class order, which every
+    command that reads the folder keeps. `channels` (3 RGB, 1 greyscale) says how images are stored.
+    """
     root = Path(root)
     records = load_records(root)
     if expected_ids is not None:
@@ -356,6 +405,7 @@ def finalize_folder(
         "format_version": FORMAT_VERSION,
         **manifest,
         "class_names": list(class_names),
+        "channels": int(channels),
         "counts": {"frames": len(records), "per_class": counts,
                    "fraction": {c: n / max(1, len(records)) for c, n in counts.items()}},
     }
@@ -460,7 +510,13 @@ class Dataset:
 
     @property
     def class_names(self) -> list[str]:
+        """The classes in the dataset's own order (the manifest's); labels index into it."""
         return list(self.manifest.get("class_names", []))
+
+    @property
+    def channels(self) -> int:
+        """3 for RGB images, 1 for greyscale ones (folders from before the key existed are RGB)."""
+        return int(self.manifest.get("channels", 3))
 
     def __len__(self) -> int:
         return len(self.records)
@@ -475,8 +531,10 @@ class Dataset:
         names = list(class_names or self.class_names)
         return np.array([names.index(r.label) for r in self.records], dtype=np.int64)
 
-    def image(self, rec: FrameRecord) -> np.ndarray:
-        return read_image(self.root / rec.image)
+    def image(self, rec: FrameRecord, channels: int = 3) -> np.ndarray:
+        """The frame's image as uint8 (H, W, channels): RGB by default (a grey image repeated, so
+        RGB models read either), or (H, W, 1) grey for models of greyscale data."""
+        return as_channels(read_image(self.root / rec.image), channels)
 
     def mask(self, rec: FrameRecord) -> np.ndarray | None:
         """Instance mask (uint8 H×W); an all-zero mask for frames without one."""

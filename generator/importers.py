@@ -10,6 +10,10 @@ No bpy, no torch. Three layouts users have:
 
 Every importer validates its whole input before writing anything, so a bad collection costs
 no partial output, and records provenance (the source file) per frame.
+
+A collection whose every image is grey (single-channel files or arrays, or RGB files with three
+equal channels) is imported as a greyscale dataset (manifest `channels: 1`, single-channel PNGs),
+so diffusion models learn and sample one channel; any colour image makes the whole set RGB.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from synth.generator.dataset import DatasetError, DatasetWriter, frame_id, read_gray, read_image
+from synth.generator.dataset import DatasetError, DatasetWriter, frame_id, is_gray, read_gray, read_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
@@ -99,11 +103,13 @@ def import_dataset(cfg: ImportConfig) -> Path:
     # Read everything first: a corrupt file or a size mismatch stops us before any write.
     loaded = [(src_name, label, load()) for src_name, label, load in items]
     _check_sizes({n: img.shape[:2] for n, _, (img, _) in loaded}, cfg.resolution)
+    channels = 1 if all(is_gray(img) for _, _, (img, _) in loaded) else 3
 
     from dataclasses import asdict
 
     config = {"command": "data import", **asdict(cfg)}
-    writer = DatasetWriter(Path(cfg.out), config=config, class_names=class_names, overwrite=cfg.overwrite)
+    writer = DatasetWriter(Path(cfg.out), config=config, class_names=class_names, overwrite=cfg.overwrite,
+                           channels=channels)
     for i, (src_name, label, (img, mask)) in enumerate(loaded):
         img = resize_square(img, cfg.resolution)
         if mask is not None:
@@ -175,8 +181,11 @@ def _scan_npz(src: Path, cfg: ImportConfig):
         names = [f"class_{k}" for k in range(n_classes)]
     if n_classes > len(names):
         raise DatasetError(f"{src} has label {n_classes - 1} but only {len(names)} class names were given")
-    if x.ndim == 3:  # greyscale MedMNIST sets
-        x = np.repeat(x[..., None], 3, axis=3)
+    if x.ndim == 4 and x.shape[-1] == 1:
+        x = x[..., 0]
+    if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] != 3):
+        raise DatasetError(f"{src}: {key_x} has shape {x.shape}; expected (N, H, W) grey or (N, H, W, 3) RGB images")
+    # (N, H, W) greyscale MedMNIST sets stay one channel: the writer stores them as grey PNGs.
     items = [(f"{src.name}:{cfg.split}[{i}]", names[int(y[i])], lambda i=i: (np.ascontiguousarray(x[i]), None))
              for i in range(len(x))]
     return items, names
