@@ -132,9 +132,19 @@ def register(app: typer.Typer, fail) -> None:
         rendered: Path = typer.Argument(..., help="Rendered dataset folder to refine."),
         out: Path = typer.Option(..., "--out", "-o", help="Refined dataset folder to write."),
         real: List[Path] = typer.Option([], "--real", help="Real dataset folder(s) (from `synth data import`)."),
-        model: Optional[Path] = typer.Option(None, "--model", "-m", help="Reuse a trained model (or SD checkpoint for img2img)."),
-        method: str = typer.Option("sdedit", "--method", help="sdedit, ddib or img2img."),
-        strength: float = typer.Option(0.5, "--strength", help="Noise level to start from, in (0, 1]."),
+        model: Optional[Path] = typer.Option(None, "--model", "-m", help="Reuse a trained model (or SD checkpoint for img2img; "
+                                                                           "not used by reinhard, histogram, fda)."),
+        method: str = typer.Option("sdedit", "--method", help="sdedit, ddib, img2img (diffusion), or reinhard (Lab colour "
+                                                              "transfer), histogram (histogram matching), fda (Fourier "
+                                                              "domain adaptation): no model, styles from --real."),
+        strength: Optional[float] = typer.Option(None, "--strength", help="sdedit/ddib/img2img: noise level to start from, "
+                                                                          "in (0, 1], default 0.5. reinhard/histogram/fda: "
+                                                                          "blend with the render, in [0, 1], default 1."),
+        beta: float = typer.Option(0.01, "--beta", help="fda: half-size of the swapped low-frequency square as a "
+                                                        "fraction of the side, in (0, 0.5]."),
+        real_holdout: float = typer.Option(0.0, "--real-holdout", help="reinhard/histogram/fda: draw styles only from "
+                                                                       "the frames `synth classify --holdout H --seed N` "
+                                                                       "trains on (never its test part)."),
         sampler: str = typer.Option("ddim", "--sampler", help=SAMPLER_HELP + " (ddib always uses ddim)"),
         steps: int = typer.Option(50, "--steps", help="Sampling steps for the full noise range."),
         guidance: float = typer.Option(1.5, "--guidance", help="Classifier-free guidance toward the real class."),
@@ -157,7 +167,8 @@ def register(app: typer.Typer, fail) -> None:
 
             cfg = RefineConfig(
                 rendered=str(rendered), out=str(out), real=[str(r) for r in real],
-                model=str(model) if model else None, method=method, strength=strength, sampler=sampler,
+                model=str(model) if model else None, method=method, strength=strength, beta=beta,
+                real_holdout=real_holdout, sampler=sampler,
                 steps=steps, guidance=guidance, target_class=target_class, source_class=source_class,
                 prompt=prompt, lora=str(lora) if lora else None, batch_size=batch_size, limit=limit, run=str(run) if run else None,
                 train_steps=train_steps, resolution=resolution, channels=_ints(channels, "--channels"), seed=seed,

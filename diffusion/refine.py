@@ -8,6 +8,11 @@ Methods (the method and strength are recorded in every frame's `extra`):
   the rendered class up to `strength`, then DDIM decoding under the real class. No noise is
   added, so the same frame always maps to the same refined frame.
 - `img2img`: a Stable Diffusion img2img pipeline from a local checkpoint (see stable.py).
+- `reinhard`, `histogram`, `fda`: no model, no training (synth.generator.restyle): Lab colour
+  transfer, histogram matching or Fourier domain adaptation (`beta`) toward a real frame drawn
+  per rendered frame with the seed (`--real-holdout H` draws only from the frames that
+  `synth classify --holdout H --seed N` would train on, never from its test part). The frames
+  keep their size; `strength` blends the restyled frame with the render (1: fully restyled).
 
 With a mask-conditioned model the frame's lesion mask is an input at every denoising step, so the
 lesion is redrawn where the mask says and the mask stays a correct label. Without `--model`,
@@ -34,7 +39,8 @@ from synth.diffusion.sample import (SAMPLERS, generators, guided_output, make_sc
                                     pick_device, reverse, seed_for)
 from synth.generator.dataset import Dataset, DatasetError, DatasetWriter, read_gray
 
-METHODS = ("sdedit", "ddib", "img2img")
+RESTYLE = ("reinhard", "histogram", "fda")  # synth.generator.restyle.METHODS: no model needed
+METHODS = ("sdedit", "ddib", "img2img") + RESTYLE
 
 
 class RefineError(UserError):
@@ -48,7 +54,9 @@ class RefineConfig:
     real: list[str] = field(default_factory=list)
     model: str | None = None
     method: str = "sdedit"
-    strength: float = 0.5
+    strength: float | None = None  # default: 0.5 for the diffusion methods, 1 (fully restyled) for RESTYLE
+    beta: float = 0.01  # fda: half-size of the swapped low-frequency square, as a fraction of the side
+    real_holdout: float = 0.0  # RESTYLE: draw styles only from the training pool of this holdout split
     sampler: str = "ddim"
     steps: int = 50
     guidance: float = 1.5
@@ -73,6 +81,10 @@ class RefineConfig:
             raise RefineError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.sampler not in SAMPLERS:
             raise RefineError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.method in RESTYLE:
+            return self._validate_restyle()
+        if self.strength is None:
+            self.strength = 0.5
         if not 0.0 < self.strength <= 1.0:
             raise RefineError(f"--strength must be in (0, 1], got {self.strength}")
         if self.steps <= 0 or self.batch_size <= 0:
@@ -81,6 +93,24 @@ class RefineConfig:
             raise RefineError("give real images to learn from (--real FOLDER) or a trained --model")
         if self.method == "img2img" and self.model is None:
             raise RefineError("--method img2img needs --model, a local Stable Diffusion checkpoint folder")
+        return self
+
+    def _validate_restyle(self) -> "RefineConfig":
+        if self.strength is None:
+            self.strength = 1.0
+        if not 0.0 <= self.strength <= 1.0:
+            raise RefineError(f"--strength must be in [0, 1] for --method {self.method}, got {self.strength}")
+        if not 0.0 < self.beta <= 0.5:
+            raise RefineError(f"--beta must be in (0, 0.5], got {self.beta}")
+        if not 0.0 <= self.real_holdout < 1.0:
+            raise RefineError(f"--real-holdout must be in [0, 1), got {self.real_holdout}")
+        if not self.real:
+            raise RefineError(f"--method {self.method} takes its styles from real frames: give --real FOLDER "
+                              "(from `synth data import`)")
+        if self.model is not None:
+            raise RefineError(f"--method {self.method} uses no model; leave out --model")
+        if self.limit is not None and self.limit < 0:
+            raise RefineError("--limit must be >= 0")
         return self
 
 
@@ -174,6 +204,8 @@ def train_for_refine(cfg: RefineConfig, rendered: Dataset, log=print) -> Path:
 
 def refine(cfg: RefineConfig, *, overwrite: bool = False, log=print) -> Path:
     cfg.validate()
+    if cfg.method in RESTYLE:
+        return refine_restyle(cfg, overwrite=overwrite, log=log)
     rendered, _ = _domains(cfg)
     if cfg.method == "img2img":
         from synth.diffusion.stable import refine_img2img
@@ -229,10 +261,66 @@ def write_refined(writer: DatasetWriter, rendered: Dataset, r, img: np.ndarray, 
                        source=f"{rendered.root}:{r.id}", extra=extra)
 
 
-def finish(writer, rendered: Dataset, records, config: dict, seed: int, model: str) -> Path:
+def finish(writer, rendered: Dataset, records, config: dict, seed: int, model: str | None, **more) -> Path:
     manifest = {"command": "synth refine", "config": config, "seed": seed, "kind": "refined",
-                "source": str(rendered.root), "model": model}
+                "source": str(rendered.root), "model": model, **more}
     if "depth_scale" in rendered.manifest:
         manifest["depth_scale"] = rendered.manifest["depth_scale"]
     writer.finalize(manifest=manifest, expected_ids=[r.id for r in records])
     return writer.root
+
+
+# --------------------------------------------------------------------------- no-training methods
+
+
+def style_pool(reals: list[Dataset], holdout: float, seed: int) -> list[tuple[Dataset, object]]:
+    """(folder, record) of every real frame a style may be drawn from.
+
+    With `holdout` > 0 only each folder's training pool: the frames `synth classify --holdout H
+    --seed N` trains on when the folder is also its test folder, so no test frame lends its style.
+    """
+    from synth.classifier.data import holdout_split
+
+    pool = []
+    for ds in reals:
+        idx = holdout_split(ds, holdout, seed)[0] if holdout > 0 else range(len(ds))
+        pool += [(ds, ds.records[int(i)]) for i in idx]
+    if not pool:
+        raise RefineError("the --real folder(s) have no frames to take styles from")
+    return pool
+
+
+def refine_restyle(cfg: RefineConfig, *, overwrite: bool = False, log=print) -> Path:
+    """reinhard / histogram / fda: each rendered frame restyled toward one seeded real frame.
+
+    Frames keep their size, mask, label, depth and spec; each record names its style frame.
+    """
+    import time
+
+    from synth.generator import restyle
+
+    rendered, reals = _domains(cfg)
+    pool = style_pool(reals, cfg.real_holdout, cfg.seed)
+    records = rendered.records[: cfg.limit]
+    config = {"command": "refine", **asdict(cfg)}
+    writer = DatasetWriter(Path(cfg.out), config=config, class_names=rendered.class_names, overwrite=overwrite)
+    done = writer.done_ids()
+    params = {"method": cfg.method, "strength": cfg.strength}
+    if cfg.method == "fda":
+        params["beta"] = cfg.beta
+    t0, n = time.time(), 0
+    for i, r in enumerate(records):
+        if r.id in done:
+            continue
+        img = rendered.image(r)
+        # Frame i's style depends only on (seed, i): a resumed or re-run command draws the same.
+        ds, style = pool[restyle.style_choice(cfg.seed, i, len(pool))]
+        out = restyle.restyle(cfg.method, img, ds.image(style), render_fov=restyle.render_fov(img, rendered.spec(r)),
+                              beta=cfg.beta, strength=cfg.strength)
+        write_refined(writer, rendered, r, out, rendered.mask(r) if r.mask else None, seed=cfg.seed,
+                      extra={**params, "style": f"{ds.root}:{style.id}", "style_id": style.id})
+        n += 1
+        if n % 200 == 0 or i == len(records) - 1:
+            log(f"{len(done) + n}/{len(records)} frames restyled ({n / max(time.time() - t0, 1e-9):.0f}/s)")
+    return finish(writer, rendered, records, config, cfg.seed, None, real=[str(d.root) for d in reals],
+                  style_frames=len(pool), restyle=params)

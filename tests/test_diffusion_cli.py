@@ -85,6 +85,19 @@ def test_end_to_end(folders, tmp_path):
     (["diffusion", "train", "--data", "{root}/rendered", "--out", "{tmp}/o", "--schedule", "quad"], "--schedule"),
     (["diffusion", "train", "--data", "{root}/rendered", "--out", "{tmp}/o", "--channels", "8,x"], "--channels"),
     (["diffusion", "metrics", "{root}/rendered", "{root}/rendered", "--fid"], "Inception weights"),
+    # The no-training refine methods: real style frames needed, beta and strength in range.
+    (["refine", "{root}/rendered", "--out", "{tmp}/o", "--method", "fda"], "--real"),
+    (["refine", "{root}/rendered", "--real", "{root}/kvasir", "--out", "{tmp}/o", "--method", "fda"],
+     "not a synth dataset"),
+    (["refine", "{root}/rendered", "--real", "{root}/rendered", "--out", "{tmp}/o", "--method", "histogram"],
+     "both of kind"),
+    (["refine", "{root}/rendered", "--real", "{tmp}/small", "--out", "{tmp}/o", "--method", "fda", "--beta", "0.6"],
+     "--beta"),
+    (["refine", "{root}/rendered", "--real", "{tmp}/small", "--out", "{tmp}/o", "--method", "fda", "--beta", "0"],
+     "--beta"),
+    (["refine", "{root}/rendered", "--real", "{tmp}/small", "--out", "{tmp}/o", "--method", "reinhard",
+      "--strength", "1.5"], "--strength"),
+    (["refine", "{root}/rendered", "--model", "{tmp}/m", "--out", "{tmp}/o", "--strength", "-0.2"], "--strength"),
 ])
 def test_bad_input_is_one_line(folders, tmp_path, monkeypatch, args, message):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
@@ -93,3 +106,32 @@ def test_bad_input_is_one_line(folders, tmp_path, monkeypatch, args, message):
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], res.output
     assert not (tmp_path / "o").exists()
+
+
+def test_restyle_refine_end_to_end(folders, tmp_path):
+    """reinhard / histogram / fda through the CLI: no model, same ids, labels and masks, seeded styles."""
+    real = tmp_path / "real"
+    run("data", "import", folders / "kvasir", "--out", real)
+    src = Dataset.open(folders / "rendered")
+    real_ids = {r.id for r in Dataset.open(real)}
+    for method in ("reinhard", "histogram", "fda"):
+        out = tmp_path / method
+        res = run("refine", folders / "rendered", "--real", real, "--out", out, "--method", method, "--beta", "0.1",
+                  "--seed", "3")
+        assert "wrote refined frames" in res.output
+        ref = Dataset.open(out)
+        assert [(r.id, r.label) for r in ref] == [(r.id, r.label) for r in src]
+        for a, b in zip(src, ref):
+            np.testing.assert_array_equal(ref.mask(b), src.mask(a))
+            assert b.extra["method"] == method and b.extra["style_id"] in real_ids
+            assert not np.array_equal(ref.image(b), src.image(a))
+        assert ref.manifest["config"]["method"] == method and ref.manifest["real"] == [str(real)]
+    # Same seed, same pixels; the folder is not overwritten silently.
+    run("refine", folders / "rendered", "--real", real, "--out", tmp_path / "again", "--method", "fda",
+        "--beta", "0.1", "--seed", "3")
+    a, b = Dataset.open(tmp_path / "fda"), Dataset.open(tmp_path / "again")
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(a.image(x), b.image(y))
+    res = run("refine", folders / "rendered", "--real", real, "--out", tmp_path / "fda", "--method", "reinhard",
+              code=2)
+    assert res.output.strip().startswith("error:") and res.output.count("\n") == 1
