@@ -46,6 +46,17 @@ def register(app: typer.Typer, fail) -> None:
                                                              "flipped/rotated/cropped copies (0.2, 0.5)."),
         online_aug: bool = typer.Option(False, "--online-aug", help="Random flips, rotations and colour jitter "
                                                                     "every batch."),
+        real_style: List[Path] = typer.Option([], "--real-style", help="Real folder(s) whose frames restyle the "
+                                              "synthetic training images on the fly (real training images and test "
+                                              "images never): a style frame drawn per image with the seed. A folder "
+                                              "that is also --test is refused unless also given as --train (even "
+                                              "NAME=DIR:0): then only its training pool (--holdout split) is used."),
+        real_style_method: str = typer.Option("fda", "--real-style-method", help="fda (Fourier domain "
+                                              "adaptation), reinhard (Lab colour transfer) or histogram."),
+        real_style_prob: float = typer.Option(0.5, "--real-style-prob", help="Chance that a synthetic image is "
+                                                                             "restyled each time it is drawn."),
+        real_style_beta: float = typer.Option(0.01, "--real-style-beta", help="fda: low-frequency band, "
+                                                                              "in (0, 0.5]."),
         pretrained: bool = typer.Option(False, "--pretrained", help="ResNet-18: ImageNet weights from the torch "
                                                                     "hub cache if there (no download)."),
         weights: Optional[Path] = typer.Option(None, "--weights", help="Initial weights file (state dict)."),
@@ -77,7 +88,9 @@ def register(app: typer.Typer, fail) -> None:
                 train=list(train), test=list(test), out=str(out), model=model, protocol=protocol,
                 pretrain=list(pretrain), epochs=epochs, pretrain_epochs=pretrain_epochs, batch_size=batch_size,
                 lr=lr, finetune_lr=finetune_lr, size=size, fov=fov, fov_radius=fov_radius, holdout=holdout,
-                seed=seed, augment=augment, online_aug=online_aug, pretrained=pretrained,
+                seed=seed, augment=augment, online_aug=online_aug, real_style=[str(p) for p in real_style],
+                real_style_method=real_style_method, real_style_prob=real_style_prob,
+                real_style_beta=real_style_beta, pretrained=pretrained,
                 weights=str(weights) if weights else None, freeze_backbone=freeze_backbone, positive=positive,
                 curve_fractions=fractions, curve_source=curve_source, threads=threads,
                 eval_each_epoch=eval_each_epoch, save_model=save_model, overwrite=overwrite,

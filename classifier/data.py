@@ -420,3 +420,100 @@ def online_augment(batch, *, fov_keep=None, generator=None):
     if fov_keep is not None:
         x = x * fov_keep
     return x
+
+
+# --------------------------------------------------------------------------- real style (--real-style)
+
+
+@dataclass
+class StylePool:
+    """Real frames that lend their style to synthetic training images (`--real-style`), as the
+    classifier sees them: images (M, S, S, 3) uint8, their fields of view (M, S, S) bool (where
+    their statistics are taken, see synth.generator.restyle.real_fov), and where each came from."""
+
+    images: np.ndarray
+    fovs: np.ndarray
+    selections: list[Selection]
+    method: str = "fda"
+    prob: float = 0.5
+    beta: float = 0.01
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def describe(self) -> dict:
+        return {"method": self.method, "prob": self.prob, **({"beta": self.beta} if self.method == "fda" else {}),
+                "frames": len(self), "sources": [{"path": str(s.dataset.root), "frames": len(s.indices), "ids": s.ids}
+                                                 for s in self.selections]}
+
+
+def style_selections(paths: Sequence[str], train: Sequence[SourceSpec], test: Sequence[Selection], *,
+                     seed: int, holdout: float) -> list[Selection]:
+    """The frames of each --real-style folder that may lend a style: never a test frame.
+
+    A folder that is also a --test folder is refused unless it is a --train folder too (any
+    fraction, even :0); then only its training pool (split by frame with --holdout and --seed,
+    exactly as for training) lends styles.
+    """
+    train_keys = {Path(s.path).resolve() for s in train}
+    test_keys = {Path(s.dataset.root).resolve() for s in test}
+    sels = []
+    for path in paths:
+        ds = open_dataset(path)
+        if ds.manifest.get("kind") != "real":
+            raise ClassifyError(f"--real-style {path} is of kind {ds.manifest.get('kind')!r}; give a real folder "
+                                "(from `synth data import`)")
+        key = Path(path).resolve()
+        idx = np.arange(len(ds))
+        if key in test_keys:
+            if key not in train_keys:
+                raise ClassifyError(f"--real-style {path} is also a --test folder, so test frames would lend "
+                                    f"their style; add --train NAME={path}:0 to split it by frame (styles then "
+                                    "come from its training pool only) or use another folder")
+            idx, _ = holdout_split(ds, holdout, seed)
+        sels.append(Selection(SourceSpec("real-style", path), ds, idx))
+    check_disjoint(sels, test)
+    return sels
+
+
+def load_style_pool(sels: Sequence[Selection], *, size: int, fov: str, fov_radius: float, threads: int,
+                    method: str, prob: float, beta: float) -> StylePool:
+    """Decode the style frames exactly as training images are (size, field of view)."""
+    from synth.generator.restyle import real_fov
+
+    names = sorted({lab for s in sels for lab in s.labels()})
+    arr = load_arrays(sels, names, size=size, fov=fov, fov_radius=fov_radius, threads=threads)
+    if len(arr) == 0:
+        raise ClassifyError("--real-style selects no frames")
+    images = np.ascontiguousarray(arr.images.transpose(0, 2, 3, 1))
+    fovs = np.stack([real_fov(img) for img in images])
+    return StylePool(images, fovs, list(sels), method=method, prob=prob, beta=beta)
+
+
+def synthetic_rows(arrays: Arrays) -> np.ndarray:
+    """True for each row from a folder that is not real (rendered, refined, generated)."""
+    kinds: dict[str, str | None] = {}
+    for o in arrays.origin:
+        if o[1] not in kinds:
+            kinds[o[1]] = Dataset.open(o[1]).manifest.get("kind")
+    return np.array([kinds[o[1]] != "real" for o in arrays.origin], bool)
+
+
+def real_style_augment(images: np.ndarray, restyle_rows: np.ndarray, pool: StylePool, rng: np.random.Generator,
+                       keep: np.ndarray | None = None) -> np.ndarray:
+    """A batch (N, 3, S, S) uint8 with each row where `restyle_rows` is True restyled, with
+    probability pool.prob, toward a style frame drawn from the pool with `rng`. Pixels outside
+    the field of view `keep` (and the image's own black border) are left as they were."""
+    from synth.generator.restyle import render_fov, restyle
+
+    out = images.copy()
+    for k in np.flatnonzero(restyle_rows):
+        if rng.random() >= pool.prob:
+            continue
+        j = int(rng.integers(len(pool)))
+        img = np.ascontiguousarray(images[k].transpose(1, 2, 0))
+        rfov = render_fov(img) if keep is None else render_fov(img) & keep
+        if rfov.any():
+            out[k] = restyle(pool.method, img, pool.images[j], pool.fovs[j], render_fov=rfov,
+                             beta=pool.beta).transpose(2, 0, 1)
+    return out

@@ -44,13 +44,13 @@ def run_protocol(cfg: ClassifyConfig, train_specs, test_specs, pre_specs, log):
     if pre is not None:
         arrays = _augmented(pre[0], cfg)
         hist = fit(model, arrays, cfg, epochs=cfg.pretrain_epochs or cfg.epochs, lr=cfg.lr, test=data.test,
-                   class_names=data.class_names, log=log, stage="pretrain")
+                   class_names=data.class_names, log=log, stage="pretrain", style=data.style)
         runs.append(_run("pretrain only", arrays, hist, evaluate(model, data.test, cfg, data.class_names)))
     arrays = _augmented(data.train, cfg)
     lr = cfg.finetune_lr if (pre is not None and cfg.finetune_lr) else cfg.lr
     stage = "finetune" if pre is not None else "train"
     hist = fit(model, arrays, cfg, epochs=cfg.epochs, lr=lr, test=data.test, class_names=data.class_names,
-               log=log, stage=stage, seed_offset=1)
+               log=log, stage=stage, seed_offset=1, style=data.style)
     name = "pretrain + finetune" if pre is not None else "train"
     runs.append(_run(name, arrays, hist, evaluate(model, data.test, cfg, data.class_names)))
     payload["runs"] = runs
@@ -77,6 +77,7 @@ def _payload(cfg, data) -> dict:
             "test": [s.describe() for s in data.test_selections],
             "fov": {"mode": cfg.fov, "radius_fraction": cfg.fov_radius, "size": cfg.size},
             "holdout": cfg.holdout,
+            "real_style": data.style.describe() if data.style is not None else None,
         },
     }
 
@@ -141,7 +142,7 @@ def _curve(cfg: ClassifyConfig, train_specs, test_specs, pre_specs, log):
         payload["data"]["pretrain"] = [s.describe() for s in pre_sel]
         model, info = _new_model(cfg, data.class_names, log)
         fit(model, _augmented(pre_arrays, cfg), quiet, epochs=cfg.pretrain_epochs or cfg.epochs, lr=cfg.lr,
-            test=data.test, class_names=data.class_names, log=log, stage="pretrain")
+            test=data.test, class_names=data.class_names, log=log, stage="pretrain", style=data.style)
         pre_state = copy.deepcopy(model.state_dict())
     with_label = "pretrained on other data" if pre_specs else "mixed with other data"
 
@@ -178,7 +179,7 @@ def _curve(cfg: ClassifyConfig, train_specs, test_specs, pre_specs, log):
                 arrays = _augmented(arrays, cfg)
                 lr = cfg.finetune_lr if (pre_state is not None and cfg.finetune_lr) else cfg.lr
                 hist = fit(model, arrays, quiet, epochs=cfg.epochs, lr=lr, test=data.test,
-                           class_names=data.class_names, log=log, stage=stage, seed_offset=1)
+                           class_names=data.class_names, log=log, stage=stage, seed_offset=1, style=data.style)
             res = evaluate(model, data.test, cfg, data.class_names)
             frames = len(arrays) if arrays is not None else 0
             run = {"name": stage, "train_frames": frames, "history": hist, "test": res}

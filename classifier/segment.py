@@ -36,7 +36,7 @@ def run_segment(cfg, train_specs, test_specs, log):
     torch.manual_seed(cfg.seed)
     model, info = build_segmenter(cfg.model, weights=cfg.weights, log=log)
     payload["model"] = info
-    history = fit_segmenter(model, data.train, data.test, cfg, log)
+    history = fit_segmenter(model, data.train, data.test, cfg, log, style=data.style)
     results = {name: evaluate_segmenter(model, arr, cfg, data.class_names) for name, arr in data.test.items()}
     by_source: dict[str, int] = {}
     for o in data.train.origin:
@@ -72,11 +72,11 @@ def _joint_flip_rot(x, y, gen):
     return x, y
 
 
-def fit_segmenter(model, train: Arrays, test: dict[str, Arrays], cfg, log) -> list[dict]:
+def fit_segmenter(model, train: Arrays, test: dict[str, Arrays], cfg, log, style=None) -> list[dict]:
     import torch
     import torch.nn.functional as F
 
-    from synth.classifier.train import batches_for_epoch
+    from synth.classifier.train import RealStyler, batches_for_epoch
 
     if len(train) == 0:
         raise ClassifyError("no training frames; raise the fraction or add data")
@@ -85,13 +85,15 @@ def fit_segmenter(model, train: Arrays, test: dict[str, Arrays], cfg, log) -> li
     steps = cfg.epochs * ((len(train) + cfg.batch_size - 1) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
     weighted = not np.allclose(train.weights, train.weights[0])
+    # --real-style: restyling changes colours only, so the masks stay the truth.
+    styler = RealStyler(train, cfg, style, 1) if style is not None else None
     history = []
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         t0 = time.time()
         tot, n = 0.0, 0
         for rows in batches_for_epoch(train, cfg.batch_size, gen, weighted):
-            x = _input(train.images[rows])
+            x = _input(styler(rows) if styler is not None else train.images[rows])
             y = torch.from_numpy(train.masks[rows]).float()[:, None]
             if cfg.online_aug:
                 x, y = _joint_flip_rot(x, y, gen)

@@ -15,8 +15,9 @@ from typing import Callable
 
 import numpy as np
 
-from synth.classifier.data import (Arrays, ClassifyError, SourceSpec, fov_mask, load_arrays, online_augment,
-                                   select_sources)
+from synth.classifier.data import (Arrays, ClassifyError, SourceSpec, StylePool, fov_mask, load_arrays,
+                                   load_style_pool, online_augment, real_style_augment, select_sources,
+                                   style_selections, synthetic_rows)
 from synth.classifier.metrics import classification_metrics
 
 PROTOCOLS = ("single", "finetune", "curve")
@@ -48,6 +49,11 @@ class ClassifyConfig:
     seed: int = 0
     augment: float = 0.0  # classical baseline: add this fraction of augmented copies
     online_aug: bool = False
+    # --real-style: restyle synthetic training images toward real frames of these folders, on the fly
+    real_style: list[str] = field(default_factory=list)
+    real_style_method: str = "fda"
+    real_style_prob: float = 0.5
+    real_style_beta: float = 0.01
     pretrained: bool = False
     weights: str | None = None
     freeze_backbone: bool = False
@@ -82,6 +88,14 @@ class ClassifyConfig:
             raise ClassifyError("--curve fractions must be between 0 and 1")
         if self.threads < 1:
             raise ClassifyError("--threads must be at least 1")
+        from synth.generator.restyle import METHODS as STYLES
+
+        if self.real_style_method not in STYLES:
+            raise ClassifyError(f"--real-style-method {self.real_style_method!r}: choose one of {', '.join(STYLES)}")
+        if not 0.0 <= self.real_style_prob <= 1.0:
+            raise ClassifyError(f"--real-style-prob must be in [0, 1], got {self.real_style_prob}")
+        if not 0.0 < self.real_style_beta <= 0.5:
+            raise ClassifyError(f"--real-style-beta must be in (0, 0.5], got {self.real_style_beta}")
 
     @property
     def task(self) -> str:
@@ -140,6 +154,7 @@ class Data:
     test: dict[str, Arrays]  # pooled by test source name
     train_selections: list
     test_selections: list
+    style: StylePool | None = None  # --real-style frames, never test frames
 
 
 def load_data(cfg: ClassifyConfig, train_specs, test_specs, log, *, with_masks=False) -> Data:
@@ -152,7 +167,14 @@ def load_data(cfg: ClassifyConfig, train_specs, test_specs, log, *, with_masks=F
         test[name] = load_arrays([s for s in test_sel if s.spec.name == name], names, **kw)
     log(f"data: {len(train)} training frames from {len(train_sel)} source(s); test "
         + ", ".join(f"{k}: {len(v)}" for k, v in test.items()) + f"; classes {names}")
-    return Data(names, train, test, train_sel, test_sel)
+    style = None
+    if cfg.real_style:
+        sels = style_selections(cfg.real_style, train_specs, test_sel, seed=cfg.seed, holdout=cfg.holdout)
+        style = load_style_pool(sels, size=cfg.size, fov=cfg.fov, fov_radius=cfg.fov_radius, threads=cfg.threads,
+                                method=cfg.real_style_method, prob=cfg.real_style_prob, beta=cfg.real_style_beta)
+        log(f"real style: {len(style)} frames ({cfg.real_style_method}, p {cfg.real_style_prob:g}) for the "
+            f"{int(synthetic_rows(train).sum())} synthetic training frames")
+    return Data(names, train, test, train_sel, test_sel, style)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -208,8 +230,9 @@ def evaluate(model, test: dict[str, Arrays], cfg: ClassifyConfig, class_names) -
 
 
 def fit(model, arrays: Arrays, cfg: ClassifyConfig, *, epochs: int, lr: float, test: dict[str, Arrays],
-        class_names, log, stage: str, seed_offset: int = 0) -> list[dict]:
-    """Train `model` in place for `epochs`; returns one history dict per epoch."""
+        class_names, log, stage: str, seed_offset: int = 0, style: StylePool | None = None) -> list[dict]:
+    """Train `model` in place for `epochs`; returns one history dict per epoch. With `style`,
+    synthetic rows are restyled toward its real frames on the fly (real rows never are)."""
     import torch
     from torch import nn
 
@@ -224,13 +247,15 @@ def fit(model, arrays: Arrays, cfg: ClassifyConfig, *, epochs: int, lr: float, t
     loss_fn = nn.CrossEntropyLoss()
     keep = torch.from_numpy(fov_mask(cfg.size, cfg.fov_radius)).float() if cfg.fov == "circle" else None
     weighted = _weighted(arrays)
+    styler = RealStyler(arrays, cfg, style, seed_offset) if style is not None else None
     history = []
     for epoch in range(1, epochs + 1):
         model.train()
         t0 = time.time()
         tot_loss, tot_ok, tot_n = 0.0, 0, 0
         for rows in batches_for_epoch(arrays, cfg.batch_size, gen, weighted):
-            x = to_input(arrays.images[rows], cfg, train=True, generator=gen, keep=keep)
+            images = styler(rows) if styler is not None else arrays.images[rows]
+            x = to_input(images, cfg, train=True, generator=gen, keep=keep)
             y = torch.from_numpy(arrays.labels[rows])
             logits = model(x)
             loss = loss_fn(logits, y)
@@ -256,6 +281,22 @@ def fit(model, arrays: Arrays, cfg: ClassifyConfig, *, epochs: int, lr: float, t
                       and not k.endswith("_loss"))
             + f" ({h['seconds']:.0f} s)")
     return history
+
+
+class RealStyler:
+    """--real-style for one training run: the rows of `arrays` that are synthetic, and a numpy
+    Generator seeded by (seed, stage) that draws, batch after batch, whether and which style."""
+
+    def __init__(self, arrays: Arrays, cfg: ClassifyConfig, style: StylePool, seed_offset: int):
+        from synth.generator.restyle import style_rng
+
+        self.arrays, self.style = arrays, style
+        self.synthetic = synthetic_rows(arrays)
+        self.rng = style_rng(cfg.seed, seed_offset)
+        self.keep = fov_mask(cfg.size, cfg.fov_radius) if cfg.fov == "circle" else None
+
+    def __call__(self, rows) -> np.ndarray:
+        return real_style_augment(self.arrays.images[rows], self.synthetic[rows], self.style, self.rng, self.keep)
 
 
 def _weighted(arrays: Arrays) -> bool:

@@ -309,3 +309,96 @@ def test_cli_writes_report_and_refuses_to_overwrite(tmp_path):
     assert "already exists" in _one_line_error(_cli(args))
     assert (tmp_path / "rep" / "report.json").read_text() == before  # nothing lost
     assert _cli(args + ["--overwrite"]).exit_code == 0
+
+
+# --------------------------------------------------------------------------- --real-style
+
+
+def _tinted(root: Path, n: int, rgb, *, kind: str, seed: int = 0, size: int = 16) -> Path:
+    """make_dataset's frames, tinted (so a restyle toward the other tint shows)."""
+    from synth.generator.dataset import Dataset
+
+    make_dataset(root / "plain", n, size=size, seed=seed, kind=kind)
+    src = Dataset.open(root / "plain")
+    w = DatasetWriter(root / "set", config={"n": n, "seed": seed, "rgb": list(rgb)}, class_names=src.class_names)
+    for r in src:
+        img = np.clip(src.image(r) * (np.array(rgb) / 128.0), 0, 255).astype(np.uint8)
+        w.write_frame(r.id, image=img, label=r.label, mask=src.mask(r))
+    w.finalize(manifest={"command": "test", "kind": kind})
+    return root / "set"
+
+
+def test_real_style_restyles_synthetic_rows_only():
+    from synth.classifier.data import Arrays, StylePool, real_style_augment
+    from synth.generator.restyle import real_fov, style_rng
+
+    rng = np.random.default_rng(0)
+    keep = fov_mask(16, 0.44)
+    imgs = (rng.random((6, 3, 16, 16)) * 60 + np.array([40, 60, 160])[None, :, None, None]).astype(np.uint8)
+    imgs *= keep[None, None].astype(np.uint8)
+    styles = np.zeros((3, 16, 16, 3), np.uint8)
+    styles[:] = np.array([190, 80, 60], np.uint8)
+    styles = styles * keep[None, ..., None].astype(np.uint8)
+    pool = StylePool(styles, np.stack([real_fov(s) for s in styles]), [], method="reinhard", prob=1.0)
+    synthetic = np.array([True, False, True, False, True, False])
+    out = real_style_augment(imgs, synthetic, pool, style_rng(0), keep)
+    np.testing.assert_array_equal(out[~synthetic], imgs[~synthetic])  # real rows untouched
+    assert (out[synthetic][:, 0][:, keep].mean() > imgs[synthetic][:, 0][:, keep].mean() + 50)  # redder
+    assert (out[:, :, ~keep] == 0).all()  # the field of view's border stays black
+    np.testing.assert_array_equal(out, real_style_augment(imgs, synthetic, pool, style_rng(0), keep))
+    pool.prob = 0.0
+    np.testing.assert_array_equal(real_style_augment(imgs, synthetic, pool, style_rng(0), keep), imgs)
+
+
+def test_real_style_in_classify_seeded_and_never_from_test_frames(tmp_path):
+    syn = _tinted(tmp_path / "syn", 24, (60, 80, 200), kind="rendered")
+    real = _tinted(tmp_path / "real", 20, (200, 90, 70), kind="real", seed=1)
+    base = ["classify", "--train", f"synthetic={syn}", "--test", f"real={real}", "--size", "16", "--epochs", "1",
+            "--batch-size", "8", "--real-style", str(real), "--seed", "2"]
+    # The style folder is the test folder: refused in one line (it would lend test frames' style).
+    assert "--test folder" in _one_line_error(_cli(base + ["--out", str(tmp_path / "bad")]))
+    assert not (tmp_path / "bad").exists()
+    # Also given as a training folder at fraction 0: styles come from its training pool only.
+    runs = []
+    for name, extra in (("a", []), ("b", []), ("none", ["--real-style-prob", "0"])):
+        res = _cli(base + ["--train", f"pool={real}:0", "--out", str(tmp_path / name)] + extra)
+        assert res.exit_code == 0, res.output
+        runs.append(json.loads((tmp_path / name / "report.json").read_text()))
+    a, b, none = runs
+    style = a["data"]["real_style"]
+    test_ids = set(a["data"]["test"][0]["ids"])
+    assert style["method"] == "fda" and style["frames"] == 20 - len(test_ids) > 0
+    assert test_ids and not set(style["sources"][0]["ids"]) & test_ids
+    assert _same_but_seconds(a, b)  # same seed, same run
+    # Without restyling (probability 0) the run is the plain one: the style draws touch nothing else.
+    plain = _cli(base[:base.index("--real-style")] + ["--seed", "2", "--train", f"pool={real}:0",
+                                                      "--out", str(tmp_path / "plain")])
+    assert plain.exit_code == 0, plain.output
+    plain = json.loads((tmp_path / "plain" / "report.json").read_text())
+    assert _losses(none) == _losses(plain) and _losses(a) != _losses(plain)
+
+
+def _losses(rep):
+    return [h["train_loss"] for h in rep["runs"][-1]["history"]]
+
+
+def _same_but_seconds(a, b):
+    strip = lambda rep: [{k: v for k, v in h.items() if k != "seconds"} for h in rep["runs"][-1]["history"]]
+    return strip(a) == strip(b)
+
+
+def test_real_style_bad_input(tmp_path):
+    syn = make_dataset(tmp_path / "syn", 8, size=16)
+    real = make_dataset(tmp_path / "real", 8, size=16, seed=1, kind="real")
+    base = ["classify", "--train", f"s={syn}", "--test", f"r={real}", "--size", "16", "--epochs", "1",
+            "--out", str(tmp_path / "rep")]
+    other = make_dataset(tmp_path / "other", 8, size=16, seed=2, kind="real")
+    assert "--real-style-method" in _one_line_error(_cli(base + ["--real-style", str(other),
+                                                                 "--real-style-method", "cyclegan"]))
+    assert "--real-style-prob" in _one_line_error(_cli(base + ["--real-style", str(other),
+                                                               "--real-style-prob", "1.5"]))
+    assert "--real-style-beta" in _one_line_error(_cli(base + ["--real-style", str(other),
+                                                               "--real-style-beta", "0.7"]))
+    assert "real folder" in _one_line_error(_cli(base + ["--real-style", str(syn)]))
+    assert "does not exist" in _one_line_error(_cli(base + ["--real-style", str(tmp_path / "nope")]))
+    assert not (tmp_path / "rep").exists()

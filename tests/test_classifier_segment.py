@@ -66,3 +66,19 @@ def test_maskless_normal_folder_counts_as_empty_masks(tmp_path):
     with pytest.raises(ClassifyError, match="no training folder has masks"):
         select_sources([SourceSpec("s", str(tmp_path / "normals"))], [SourceSpec("r", str(a))],
                        seed=0, holdout=0.3, require_masks=True)
+
+
+def test_unet_trains_with_real_style(tmp_path):
+    """--real-style in segmentation: restyled synthetic images, masks unchanged, recorded in the report."""
+    syn = make_dataset(tmp_path / "syn", 16, size=32, seed=0)
+    real = make_dataset(tmp_path / "real", 8, size=32, seed=1, kind="real")
+    style = make_dataset(tmp_path / "style", 6, size=32, seed=2, kind="real")
+    losses = []
+    for name, prob in (("plain", 0.0), ("styled", 1.0)):
+        cfg = ClassifyConfig(train=[f"synthetic={syn}"], test=[f"real={real}"], out=str(tmp_path / name),
+                             model="unet", size=32, epochs=1, batch_size=8, threads=2, real_style=[str(style)],
+                             real_style_method="histogram", real_style_prob=prob)
+        rep = json.loads((run_classify(cfg, log=quiet) / "report.json").read_text())
+        assert rep["data"]["real_style"]["frames"] == 6 and rep["data"]["real_style"]["method"] == "histogram"
+        losses.append(rep["runs"][-1]["history"][-1]["train_loss"])
+    assert losses[0] != losses[1]
