@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -168,6 +168,45 @@ def data_patches(
         typer.echo(f"{counts['lesion']} lesion and {counts['normal']} normal patches from {counts['frames']} frames "
                    f"into {out} (no lesion window in {counts['no_lesion_window']} lesion frames, "
                    f"no normal window in {counts['no_normal_window']} frames)")
+    except UserError as e:
+        fail(str(e))
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+@app.command()
+def evaluate(
+    synthetic: Path = typer.Argument(..., help="Dataset folder of synthetic frames (rendered, refined, calibrated)."),
+    real: List[Path] = typer.Option([], "--real", help="Dataset folder of your real frames (repeatable). Folders "
+                                                       "with lesion masks also get the transfer and low-data parts."),
+    out: Path = typer.Option(..., "--out", "-o", help="Report folder to write."),
+    budget: str = typer.Option("quick", "--budget", help="quick (a rough answer in minutes on a CPU), standard "
+                                                         "(the settings docs quote) or full."),
+    set_: List[str] = typer.Option([], "--set", help="KEY=VALUE: change one budget setting (e.g. seg_epochs=2, "
+                                                     "fractions=0.05,0.1); the report then calls the budget custom."),
+    seed: int = typer.Option(0, "--seed", help="Same seed: same splits, samples, weights and numbers."),
+    threads: int = typer.Option(2, "--threads", help="CPU threads for torch and image decoding."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier report in --out."),
+) -> None:
+    """Will these synthetic frames help on my real data? Realism, transfer and low-data curves in one report."""
+    from synth.classifier.evaluate import EvaluateConfig, run_evaluate
+
+    try:
+        cfg = EvaluateConfig(synthetic=str(synthetic), real=[str(p) for p in real], out=str(out), budget=budget,
+                             set=list(set_), seed=seed, threads=threads, overwrite=overwrite)
+        cfg.validate()  # bad input fails before the progress bar appears
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                      TimeElapsedColumn(), transient=True) as bar:
+            task = bar.add_task("evaluating", total=1.0)
+
+            def progress(done: float, total: float, what: str) -> None:
+                bar.update(task, completed=done / total if total else 1.0, description=what[:70] or "evaluating")
+
+            run_evaluate(cfg, log=lambda line: bar.console.print(line, markup=False, highlight=False, soft_wrap=True),
+                         progress=progress)
     except UserError as e:
         fail(str(e))
 

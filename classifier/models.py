@@ -101,6 +101,18 @@ def build_model(name: str, n_classes: int, size: int, *, pretrained: bool = Fals
     return model, info
 
 
+def split_head(model, name: str):
+    """(body, head) of a classifier built by `build_model`: the network up to its penultimate
+    features (B, F), and the last linear layer. The judge's Fréchet distance uses the body."""
+    from torch import nn
+
+    if name == "resnet18":
+        return nn.Sequential(*list(model.children())[:-1], nn.Flatten()), model.fc
+    if name == "smallcnn":  # features, flatten, linear 512, relu, dropout, linear out
+        return nn.Sequential(*list(model.children())[:-1]), model[-1]
+    raise ClassifyError(f"penultimate features are defined for resnet18 and smallcnn, not {name}")
+
+
 def build_segmenter(name: str, *, weights: str | None = None, log=print):
     """A binary segmenter (one logit per pixel)."""
     if name != "unet":

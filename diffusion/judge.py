@@ -69,14 +69,9 @@ class Judge:
 
     def _split(self):
         """(body, head): the network up to its penultimate features, and the last linear layer."""
-        from torch import nn
+        from synth.classifier.models import split_head
 
-        m = self.model
-        if self.cfg.model == "resnet18":
-            body = nn.Sequential(*list(m.children())[:-1], nn.Flatten())
-            return body, m.fc
-        # smallcnn: features, flatten, linear 512, relu, dropout, linear out
-        return nn.Sequential(*list(m.children())[:-1]), m[-1]
+        return split_head(self.model, self.cfg.model)
 
     def feature_module(self):
         """An nn.Module: uint8 (B, 3, H, W) -> (B, F) penultimate features, for torchmetrics' FID/KID."""

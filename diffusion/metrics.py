@@ -7,7 +7,8 @@ It needs no pretrained weights, so it works offline and is what the benchmarks r
 Inception weights are not available. The classifier is a standardised logistic regression on
 features that see colour (histograms), layout (an 8x8 thumbnail), texture (gradient
 histogram) and the frequency content where diffusion artefacts show (radial power spectrum),
-scored by stratified k-fold cross-validation on class-balanced sets.
+scored by stratified k-fold cross-validation on class-balanced sets. It lives in
+`synth.measure.c2st` (with the realism statistics of `synth evaluate`); the names stay here too.
 
 A third, graded score that needs no downloaded weights comes from a classifier trained on the
 real images (`judge.py`): the Fréchet distance on its features and the class agreement of
@@ -26,68 +27,11 @@ from typing import Sequence
 
 import numpy as np
 
-from synth import UserError
+# C2ST lives with the other measurements (synth.measure); its names stay importable from here.
+from synth.measure import MetricError
+from synth.measure.c2st import c2st, image_features as _features  # noqa: F401
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
-
-
-class MetricError(UserError):
-    """A metric that cannot be computed with what is available."""
-
-
-# --------------------------------------------------------------------------- C2ST
-
-
-def _features(images: np.ndarray) -> np.ndarray:
-    """Per-image features (N, F) of uint8 (N, H, W, 3) images."""
-    import cv2
-
-    n, h, w, _ = images.shape
-    x = images.astype(np.float32) / 255.0
-    hist = np.stack([
-        np.concatenate([np.histogram(img[..., c], bins=16, range=(0, 1))[0] / (h * w) for c in range(3)])
-        for img in x
-    ])
-    thumbs = np.stack([cv2.resize(img, (8, 8), interpolation=cv2.INTER_AREA).ravel() for img in x])
-    gray = x.mean(axis=3)
-    gy, gx = np.gradient(gray, axis=(1, 2))
-    grad = np.sqrt(gx**2 + gy**2)
-    ghist = np.stack([np.histogram(g, bins=16, range=(0, 0.5))[0] / (h * w) for g in grad])
-    spec = np.abs(np.fft.fftshift(np.fft.fft2(gray - gray.mean(axis=(1, 2), keepdims=True)), axes=(1, 2))) ** 2
-    yy, xx = np.mgrid[0:h, 0:w]
-    r = np.sqrt((yy - h / 2) ** 2 + (xx - w / 2) ** 2) / (min(h, w) / 2)
-    bins = np.minimum((r * 12).astype(int), 12)
-    radial = np.stack([np.log1p(np.bincount(bins.ravel(), weights=s.ravel(), minlength=13)[:12]) for s in spec])
-    stats = np.concatenate([x.mean(axis=(1, 2)), x.std(axis=(1, 2))], axis=1)
-    return np.concatenate([hist, thumbs, ghist, radial, stats], axis=1)
-
-
-def c2st(real: np.ndarray, fake: np.ndarray, *, seed: int = 0, folds: int = 5) -> dict:
-    """Held-out accuracy of a classifier telling `real` from `fake` (uint8 (N, H, W, 3) each).
-
-    The larger set is subsampled (seeded) so both classes are equally many: chance is 0.5.
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    if real.shape[1:3] != fake.shape[1:3]:
-        raise MetricError(f"real images are {real.shape[2]}x{real.shape[1]} but generated ones "
-                          f"{fake.shape[2]}x{fake.shape[1]}; resize them to one size first")
-    n = min(len(real), len(fake))
-    if n < 2 * folds:
-        raise MetricError(f"C2ST needs at least {2 * folds} images of each set, got {len(real)} real and "
-                          f"{len(fake)} generated")
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 8]))
-    real = real[rng.permutation(len(real))[:n]]
-    fake = fake[rng.permutation(len(fake))[:n]]
-    X = np.concatenate([_features(real), _features(fake)])
-    y = np.concatenate([np.ones(n), np.zeros(n)])
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000))
-    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=int(rng.integers(2**31)))
-    scores = cross_val_score(clf, X, y, cv=cv, scoring="accuracy")
-    return {"c2st_accuracy": float(scores.mean()), "c2st_std": float(scores.std()), "n_per_set": int(n)}
 
 
 # --------------------------------------------------------------------------- FID / KID
