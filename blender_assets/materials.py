@@ -1,9 +1,10 @@
 """Mucosa and lesion materials as Cycles node trees. Imports bpy.
 
-The mucosa is a wet, slightly translucent tissue: a pink-to-orange base colour with slow colour
-variation, a vessel network (ridged noise: thin lines where the noise crosses 0.5), a fine bump,
-subsurface scattering, and a glossy clear coat that gives the small sharp highlights of real
-endoscopy. Lesions reuse the same recipe with their own colour and a pit pattern (Voronoi bump).
+The mucosa is a wet, slightly translucent tissue: an albedo map baked in numpy per scene
+(generator/texture.py: vessel trees at two depths, colour patches, mucus), a fine bump, subsurface
+scattering, a glossy clear coat for the broad highlights, and a wet-speckle pass (an AOV, added in
+post-processing after the denoiser) for the many small sharp glints of real endoscopy. Lesions are
+the same tissue tinted by their colour, with a pit pattern (Voronoi bump).
 Trees are rebuilt per scene (mucosa) or per frame (lesions): Cycles' SVM shaders are cheap to
 rebuild, and rebuilding keeps every value traceable to the spec.
 """
@@ -11,6 +12,7 @@ rebuild, and rebuilding keeps every value traceable to the spec.
 from __future__ import annotations
 
 import bpy
+import numpy as np
 
 
 def _new_material(name: str) -> tuple[bpy.types.Material, bpy.types.NodeTree]:
@@ -20,72 +22,97 @@ def _new_material(name: str) -> tuple[bpy.types.Material, bpy.types.NodeTree]:
     return mat, tree
 
 
-def mucosa_material(m: dict) -> bpy.types.Material:
+GLINT_AOV = "glint"
+
+
+def albedo_image(m: dict) -> bpy.types.Image:
+    """The scene's baked mucosa albedo (generator/texture.py) as a float image, replacing the last one."""
+    from synth.generator.texture import bake_mucosa
+
+    old = bpy.data.images.get("mucosa_albedo")
+    if old is not None:
+        bpy.data.images.remove(old)
+    rgb = bake_mucosa(m)
+    h, w = rgb.shape[:2]
+    img = bpy.data.images.new("mucosa_albedo", w, h, alpha=False, float_buffer=True)
+    try:
+        img.colorspace_settings.name = "Linear Rec.709"
+    except TypeError:  # older colour-management names
+        img.colorspace_settings.name = "Linear"
+    rgba = np.concatenate([rgb, np.ones((h, w, 1), np.float32)], axis=-1)
+    img.pixels.foreach_set(rgba.ravel())  # Blender images start at the bottom row: row 0 is s = 0
+    img.pack()
+    return img
+
+
+def _albedo_lookup(nodes, links, image: bpy.types.Image, vector_socket, scale: tuple[float, float, float]):
+    """Image texture node sampling `image` at `vector_socket` times `scale` (wrapping)."""
+    mul = nodes.new("ShaderNodeVectorMath")
+    mul.operation = "MULTIPLY"
+    mul.inputs[1].default_value = scale
+    links.new(vector_socket, mul.inputs[0])
+    tex = nodes.new("ShaderNodeTexImage")
+    tex.image = image
+    tex.interpolation = "Linear"
+    tex.extension = "REPEAT"
+    links.new(mul.outputs["Vector"], tex.inputs["Vector"])
+    return tex
+
+
+def _glint(nodes, links, bsdf_normal_socket, coords_socket, m: dict) -> None:
+    """Wet speckle: a fine droplet relief; where its normal faces the scope (light beside the lens)
+    the film of water mirrors the light. Written to the GLINT_AOV pass, 0..1, antialiased."""
+    dn = nodes.new("ShaderNodeTexNoise")
+    dn.inputs["Scale"].default_value = m["glint_scale"]
+    dn.inputs["Detail"].default_value = 1.0
+    links.new(coords_socket, dn.inputs["Vector"])
+    bump = nodes.new("ShaderNodeBump")
+    bump.inputs["Strength"].default_value = m["glint_relief"]
+    bump.inputs["Distance"].default_value = 0.06
+    links.new(dn.outputs["Fac"], bump.inputs["Height"])
+    if bsdf_normal_socket is not None:
+        links.new(bsdf_normal_socket, bump.inputs["Normal"])
+    geo = nodes.new("ShaderNodeNewGeometry")
+    dot = nodes.new("ShaderNodeVectorMath")
+    dot.operation = "DOT_PRODUCT"
+    links.new(bump.outputs["Normal"], dot.inputs[0])
+    links.new(geo.outputs["Incoming"], dot.inputs[1])
+    ab = nodes.new("ShaderNodeMath")
+    ab.operation = "ABSOLUTE"
+    links.new(dot.outputs["Value"], ab.inputs[0])
+    ramp = nodes.new("ShaderNodeMapRange")
+    ramp.interpolation_type = "SMOOTHSTEP"
+    ramp.inputs["From Min"].default_value = m["glint_threshold"]
+    ramp.inputs["From Max"].default_value = min(1.0, m["glint_threshold"] + 0.25 * (1.0 - m["glint_threshold"]))
+    links.new(ab.outputs[0], ramp.inputs["Value"])
+    aov = nodes.new("ShaderNodeOutputAOV")
+    aov.aov_name = GLINT_AOV
+    links.new(ramp.outputs["Result"], aov.inputs["Value"])
+
+
+def mucosa_material(m: dict, length: float) -> bpy.types.Material:
     mat, tree = _new_material("mucosa")
     nodes, links = tree.nodes, tree.links
     out = nodes.new("ShaderNodeOutputMaterial")
     bsdf = nodes.new("ShaderNodeBsdfPrincipled")
     links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
-
     coord = nodes.new("ShaderNodeTexCoord")
-    shift = nodes.new("ShaderNodeVectorMath")
-    shift.operation = "ADD"
-    shift.inputs[1].default_value = m["texture_offset"]
-    links.new(coord.outputs["Object"], shift.inputs[0])
 
-    # Slow colour variation of the mucosa.
-    var = nodes.new("ShaderNodeTexNoise")
-    var.inputs["Scale"].default_value = m["color_variation_scale"]
-    var.inputs["Detail"].default_value = 2.0
-    links.new(shift.outputs["Vector"], var.inputs["Vector"])
-    base_rgb = nodes.new("ShaderNodeRGB")
-    base_rgb.outputs[0].default_value = (*m["base_color"], 1.0)
-    darker = nodes.new("ShaderNodeMix")
-    darker.data_type = "RGBA"
-    darker.blend_type = "MULTIPLY"
-    darker.inputs["Factor"].default_value = m["color_variation"]
-    links.new(base_rgb.outputs[0], darker.inputs["A"])
-    links.new(var.outputs["Color"], darker.inputs["B"])
-
-    # Vessel network: ridged noise, thin where |noise - 0.5| is small.
-    vn = nodes.new("ShaderNodeTexNoise")
-    vn.inputs["Scale"].default_value = m["vessel_density"]
-    vn.inputs["Detail"].default_value = 4.0
-    vn.inputs["Roughness"].default_value = 0.55
-    vn.inputs["Distortion"].default_value = m["vessel_distortion"]
-    links.new(shift.outputs["Vector"], vn.inputs["Vector"])
-    sub = nodes.new("ShaderNodeMath")
-    sub.operation = "SUBTRACT"
-    sub.inputs[1].default_value = 0.5
-    links.new(vn.outputs["Fac"], sub.inputs[0])
-    ab = nodes.new("ShaderNodeMath")
-    ab.operation = "ABSOLUTE"
-    links.new(sub.outputs[0], ab.inputs[0])
-    ridge = nodes.new("ShaderNodeMapRange")
-    ridge.inputs["From Min"].default_value = 0.0
-    ridge.inputs["From Max"].default_value = m["vessel_width"]
-    ridge.inputs["To Min"].default_value = m["vessel_contrast"]
-    ridge.inputs["To Max"].default_value = 0.0
-    links.new(ab.outputs[0], ridge.inputs["Value"])
-    vessel_rgb = nodes.new("ShaderNodeRGB")
-    vessel_rgb.outputs[0].default_value = (*m["vessel_color"], 1.0)
-    mix = nodes.new("ShaderNodeMix")
-    mix.data_type = "RGBA"
-    links.new(ridge.outputs["Result"], mix.inputs["Factor"])
-    links.new(darker.outputs["Result"], mix.inputs["A"])
-    links.new(vessel_rgb.outputs[0], mix.inputs["B"])
-    links.new(mix.outputs["Result"], bsdf.inputs["Base Color"])
+    # Albedo: the baked map over the lumen's (theta / 2 pi, s in cm) texture coordinates.
+    tex = _albedo_lookup(nodes, links, albedo_image(m), coord.outputs["UV"], (1.0, 1.0 / length, 1.0))
+    links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
 
     # Fine bump of the tissue surface, shared by base and coat.
     bn = nodes.new("ShaderNodeTexNoise")
     bn.inputs["Scale"].default_value = m["bump_scale"]
     bn.inputs["Detail"].default_value = 3.0
-    links.new(shift.outputs["Vector"], bn.inputs["Vector"])
+    links.new(coord.outputs["Object"], bn.inputs["Vector"])
     bump = nodes.new("ShaderNodeBump")
     bump.inputs["Strength"].default_value = m["bump_strength"]
     bump.inputs["Distance"].default_value = 0.02
     links.new(bn.outputs["Fac"], bump.inputs["Height"])
     links.new(bump.outputs["Normal"], bsdf.inputs["Normal"])
+    _glint(nodes, links, bump.outputs["Normal"], coord.outputs["Object"], m)
 
     _wet(bsdf, m["roughness"], m["coat_weight"], m["coat_roughness"], m["subsurface_weight"])
     return mat
@@ -101,14 +128,27 @@ def _wet(bsdf, roughness: float, coat: float, coat_roughness: float, sss: float)
     bsdf.inputs["Subsurface Scale"].default_value = 0.08  # cm: light spreads a millimetre or so
 
 
-def lesion_material(les: dict, coat: float, coat_roughness: float, sss: float) -> bpy.types.Material:
+def lesion_material(les: dict, m: dict) -> bpy.types.Material:
+    """The mucosa's own tissue (its baked map, speckle and coat) tinted by the lesion's colour, with a pit
+    pattern. Call after `mucosa_material` of the scene (it reuses the scene's albedo image)."""
     mat, tree = _new_material(f"lesion_{les['instance']}")
     nodes, links = tree.nodes, tree.links
     out = nodes.new("ShaderNodeOutputMaterial")
     bsdf = nodes.new("ShaderNodeBsdfPrincipled")
     links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
-    bsdf.inputs["Base Color"].default_value = (*les["color"], 1.0)
     coord = nodes.new("ShaderNodeTexCoord")
+    tex = _albedo_lookup(nodes, links, bpy.data.images["mucosa_albedo"], coord.outputs["Object"],
+                         (0.08, 0.033, 1.0))
+    # Tint: the lesion colour over the tissue, keeping the tissue's vessels and patches.
+    tint = nodes.new("ShaderNodeMix")
+    tint.data_type = "RGBA"
+    tint.blend_type = "COLOR" if les.get("tint_mode") == "color" else "MULTIPLY"
+    tint.inputs["Factor"].default_value = les.get("tint", 1.0)
+    links.new(tex.outputs["Color"], tint.inputs["A"])
+    rgb = nodes.new("ShaderNodeRGB")
+    rgb.outputs[0].default_value = (*les["color"], 1.0)
+    links.new(rgb.outputs[0], tint.inputs["B"])
+    links.new(tint.outputs["Result"], bsdf.inputs["Base Color"])
     # Pit pattern: cell-like dimples of the lesion surface.
     vor = nodes.new("ShaderNodeTexVoronoi")
     vor.inputs["Scale"].default_value = les["pit_scale"]
@@ -118,5 +158,6 @@ def lesion_material(les: dict, coat: float, coat_roughness: float, sss: float) -
     bump.inputs["Distance"].default_value = 0.01
     links.new(vor.outputs["Distance"], bump.inputs["Height"])
     links.new(bump.outputs["Normal"], bsdf.inputs["Normal"])
-    _wet(bsdf, les["roughness"], coat, coat_roughness, sss)
+    _glint(nodes, links, bump.outputs["Normal"], coord.outputs["Object"], m)
+    _wet(bsdf, les["roughness"], m["coat_weight"], m["coat_roughness"], m["subsurface_weight"])
     return mat

@@ -18,7 +18,7 @@ import bpy
 import numpy as np
 
 from synth.blender_assets.geometry import build_lesion, build_lumen, remove_object
-from synth.blender_assets.materials import lesion_material, mucosa_material
+from synth.blender_assets.materials import GLINT_AOV, lesion_material, mucosa_material
 from synth.blender_assets.optics import setup_camera, setup_lights
 from synth.generator.lumen import LumenSampler, LumenShape
 
@@ -74,6 +74,11 @@ def configure_render(resolution: int, render: dict, threads: int, device: str = 
     vl = scene.view_layers[0]
     vl.use_pass_z = True
     vl.use_pass_object_index = True
+    # Wet speckle is its own pass (not denoised; post-processing adds it): see materials.GLINT_AOV.
+    if GLINT_AOV not in [a.name for a in vl.aovs]:
+        aov = vl.aovs.add()
+        aov.name = GLINT_AOV
+        aov.type = "VALUE"
     scene.render.image_settings.media_type = "MULTI_LAYER_IMAGE"
     scene.render.image_settings.file_format = "OPEN_EXR_MULTILAYER"
     scene.render.image_settings.color_depth = "32"
@@ -101,7 +106,7 @@ def enable_gpu() -> str:
 
 
 def read_exr(path: Path) -> dict[str, np.ndarray]:
-    """The passes of a multilayer EXR: 'rgb' (H, W, 3) linear, 'depth' (H, W), 'index' (H, W)."""
+    """The passes of a multilayer EXR: 'rgb' (H, W, 3) linear, 'depth', 'index' and 'glint' (H, W)."""
     import OpenEXR
 
     # Blender 5 writes each pass as its own part of a multi-part EXR.
@@ -116,7 +121,9 @@ def read_exr(path: Path) -> dict[str, np.ndarray]:
 
     rgb = np.stack([get("Combined.R"), get("Combined.G"), get("Combined.B")], axis=-1)
     return {"rgb": rgb.astype(np.float32), "depth": get("Depth.Z").astype(np.float32),
-            "index": get("Object Index.X").astype(np.float32)}
+            "index": get("Object Index.X").astype(np.float32),
+            # A value AOV comes back as one channel named "<layer>.<aov>.X".
+            "glint": get(f"{GLINT_AOV}.X").astype(np.float32)}
 
 
 class FrameRenderer:
@@ -141,7 +148,7 @@ class FrameRenderer:
             remove_object(self._lumen)
         self._lumen = build_lumen(scene_spec["lumen"])
         self._sampler = LumenSampler(LumenShape.from_dict(scene_spec["lumen"]))
-        self._mucosa = mucosa_material(scene_spec["mucosa"])
+        self._mucosa = mucosa_material(scene_spec["mucosa"], scene_spec["lumen"]["length"])
         self._lumen.data.materials.append(self._mucosa)
         self._scene_key = key
 
@@ -151,8 +158,7 @@ class FrameRenderer:
         self._lesions = []
         for les in lesions:
             obj = build_lesion(les, self._sampler)
-            obj.data.materials.append(lesion_material(les, mucosa["coat_weight"], mucosa["coat_roughness"],
-                                                      mucosa["subsurface_weight"]))
+            obj.data.materials.append(lesion_material(les, mucosa))
             self._lesions.append(obj)
 
     def render(self, spec: dict) -> dict[str, np.ndarray]:

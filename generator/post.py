@@ -41,8 +41,10 @@ def _disc(size: int, x: float, y: float, r: float) -> tuple[np.ndarray, np.ndarr
     return ((xx - cx) ** 2 + (yy - cy) ** 2) / (rp * rp), rp
 
 
-def apply(rgb_linear: np.ndarray, index: np.ndarray, art: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Final uint8 RGB image and uint8 instance mask from linear RGB and the object-index pass."""
+def apply(rgb_linear: np.ndarray, index: np.ndarray, art: dict,
+          glint: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Final uint8 RGB image and uint8 instance mask from linear RGB, the object-index pass and the
+    wet-speckle pass (`glint`, 0..1; spec version 4 on)."""
     size = rgb_linear.shape[0]
     rng = np.random.default_rng(art["post_seed"])
     # Auto gain, as endoscope processors do: the bright end of the view lands near white,
@@ -51,11 +53,26 @@ def apply(rgb_linear: np.ndarray, index: np.ndarray, art: dict) -> tuple[np.ndar
     lum = rgb_linear[inside].mean(axis=1) if inside.any() else rgb_linear.reshape(-1, 3).mean(axis=1)
     level = float(np.percentile(lum, 97)) if lum.size else 1.0
     img = rgb_linear * (0.85 / max(level, 1e-4)) * (2.0 ** art["exposure"])
+    if glint is not None and art.get("glint_strength"):
+        # The water film mirrors the scope's light: as bright as the light falling there (which the
+        # diffuse level shows) times a gain, so near specks saturate and far ones stay faint.
+        near = np.clip(img.mean(axis=2), 0.0, 1.0)
+        img = img + (np.clip(glint, 0.0, 1.0) * art["glint_strength"] * near)[..., None]
+    tone = art.get("tone")
+    if tone:
+        # Processor black level: the far lumen, which the scope's light barely reaches, goes black.
+        img = np.maximum(img - tone["black"], 0.0) / (1.0 - tone["black"])
     # Vignetting of the optics: radial cos^4-like falloff.
     yy, xx = np.mgrid[0:size, 0:size]
     r2 = ((xx - (size - 1) / 2) ** 2 + (yy - (size - 1) / 2) ** 2) / (size / 2) ** 2
     img = img * (1.0 - art["vignetting"] * np.clip(r2, 0, 1.5) ** 1.5)[..., None]
     img = srgb_encode(img) ** art["gamma"]
+    if tone:
+        # Colour enhancement of endoscope processors: more saturated reds.
+        grey = img.mean(axis=2, keepdims=True)
+        img = np.clip(grey + (img - grey) * tone["saturation"], 0.0, 1.0)
+    if art.get("chromatic_aberration"):
+        img = _chromatic_aberration(img, art["chromatic_aberration"])
 
     mask = np.rint(index).astype(np.int32)
     mask = np.clip(mask, 0, 255).astype(np.uint8)
@@ -105,11 +122,57 @@ def apply(rgb_linear: np.ndarray, index: np.ndarray, art: dict) -> tuple[np.ndar
     img = img + rng.normal(0.0, art["noise_sigma"], img.shape) * (0.5 + 0.5 * np.sqrt(np.clip(img, 0, 1)))
     img = np.where(inside[..., None], img, 0.0)
     mask[~inside] = 0
+    if art.get("overlay"):
+        img, covered = draw_overlay(img, art["overlay"])
+        mask[covered] = 0  # what the processor's graphics hide is not visible lesion
     out = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
     if art.get("jpeg_quality"):
         ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(art["jpeg_quality"])])
         out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
     return out, mask
+
+
+def _chromatic_aberration(img: np.ndarray, amount: float) -> np.ndarray:
+    """Lateral colour of the scope's lens: red imaged slightly larger, blue slightly smaller."""
+    size = img.shape[0]
+    c = (size - 1) / 2.0
+    out = img.astype(np.float32).copy()
+    for ch, k in ((0, 1.0 + amount), (2, 1.0 - amount)):
+        m = np.float32([[k, 0, c * (1 - k)], [0, k, c * (1 - k)]])
+        out[..., ch] = cv2.warpAffine(out[..., ch], m, (size, size), flags=cv2.INTER_LINEAR,
+                                      borderMode=cv2.BORDER_REPLICATE)
+    return out
+
+
+def draw_overlay(img: np.ndarray, ov: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The processor's on-screen graphics: lines of text at the top left and a thumbnail box at the
+    bottom left, as in many Kvasir-SEG frames. Returns the image and the pixels they cover."""
+    size = img.shape[0]
+    layer = np.zeros((size, size), np.uint8)
+    colour = np.zeros((size, size, 3), np.float32)
+    if ov.get("box"):
+        b = ov["box"]
+        w, h = int(round(b["w"] * size)), int(round(b["h"] * size))
+        cv2.rectangle(layer, (0, size - h), (w, size - 1), 255, -1)
+        colour[size - h:, :w + 1] = b["color"]
+        if b.get("guide"):
+            # The scope position guide drawn inside the box: a green curve.
+            pts = [(int(w * (0.2 + 0.6 * t)), int(size - h * (0.25 + 0.5 * abs(math.sin(3 * t + b["guide"])))))
+                   for t in np.linspace(0, 1, 12)]
+            cv2.polylines(colour, [np.asarray(pts, np.int32)], False, (0.2, 0.8, 0.3), max(1, size // 128))
+    if ov.get("text_lines"):
+        scale = max(0.2, size / 640.0)
+        text_layer = np.zeros((size, size), np.uint8)
+        for k, line in enumerate(ov["text_lines"]):
+            y = int(size * (0.04 + 0.045 * k)) + int(10 * scale)
+            cv2.putText(text_layer, line, (int(size * 0.01), y), cv2.FONT_HERSHEY_SIMPLEX, scale, 255,
+                        max(1, int(round(scale))), cv2.LINE_AA)
+        hit = text_layer > 64
+        layer[hit] = 255
+        colour[hit] = ov["text_color"]
+    covered = layer > 0
+    out = np.where(covered[..., None], colour, img)
+    return out, covered
 
 
 def depth_to_uint16(depth: np.ndarray, depth_scale_m: float, units_per_metre: float = 100.0) -> np.ndarray:

@@ -23,7 +23,10 @@ from synth.generator.lumen import LumenSampler, LumenShape, TAU
 # 2: camera starts 8-13 cm into the 30 cm lumen (from 1-6 cm, where a wide lens turned toward the
 # wall could see past the open start of the tube).
 # 3: redder, lower-contrast vessels.
-SPEC_VERSION = 3
+# 4: the look of real frames: baked vessel trees, patches and mucus, wet speckle, an endoscope
+#    processor's tone curve, close views of the wall, lesions of the mucosa's own tissue, Paris
+#    types, overlays, Kvasir-sized lesions by default.
+SPEC_VERSION = 4
 SCENE_STREAM, FRAME_STREAM, LESION_STREAM = 0, 1, 2
 
 
@@ -44,7 +47,7 @@ def sample_scene(seed: int, scene_index: int) -> dict:
     length = 30.0
     n_bends = 2
     # Haustral folds: roughly periodic ring ridges with jitter.
-    spacing = _u(rng, 1.6, 3.2)
+    spacing = _u(rng, 1.2, 2.6)  # v4: more numerous folds
     fold_s, s = [], _u(rng, 1.0, 2.5)
     while s < length - 1.0:
         fold_s.append(s)
@@ -62,32 +65,52 @@ def sample_scene(seed: int, scene_index: int) -> dict:
         "taeniae": _u(rng, 0.0, 0.14) if rng.random() < 0.6 else 0.0,
         "taeniae_phase": _u(rng, 0, TAU),
         "fold_s": fold_s,
-        "fold_depth": [_u(rng, 0.08, 0.42) for _ in range(nf)],
-        "fold_width": [_u(rng, 0.2, 0.55) for _ in range(nf)],
-        "fold_sharpness": [_u(rng, 1.0, 3.0) for _ in range(nf)],
+        "fold_depth": [_u(rng, 0.12, 0.5) for _ in range(nf)],
+        "fold_width": [_u(rng, 0.15, 0.45) for _ in range(nf)],
+        "fold_sharpness": [_u(rng, 1.5, 4.0) for _ in range(nf)],
         "fold_arc": [_u(rng, 0.0, 0.9) for _ in range(nf)],
         "wall_noise": _u(rng, 0.0, 0.05),
         "wall_noise_phase": [_u(rng, 0, TAU) for _ in range(3)],
     }
-    # Mucosa colour: pink to orange-red in HSV, then vessels darker and bluer.
-    hue = _u(rng, -0.02, 0.05) % 1.0
-    base = colorsys.hsv_to_rgb(hue, _u(rng, 0.45, 0.8), _u(rng, 0.55, 0.92))
-    vessel = colorsys.hsv_to_rgb((hue + _u(rng, -0.04, 0.01)) % 1.0, _u(rng, 0.7, 0.95), _u(rng, 0.4, 0.7))
+    # Mucosa colour: orange-red to yellowish pink in HSV (real frames, measured in the field of view:
+    # hue 11-25 deg, saturation 0.4-0.7); patches redder, vessels red to purple.
+    hue = _u(rng, 0.02, 0.065)
+    base = colorsys.hsv_to_rgb(hue, _u(rng, 0.3, 0.55), _u(rng, 0.6, 0.9))
+    patch = colorsys.hsv_to_rgb((hue - _u(rng, 0.0, 0.03)) % 1.0, _u(rng, 0.5, 0.75), _u(rng, 0.5, 0.8))
+    vessel = colorsys.hsv_to_rgb(_u(rng, -0.02, 0.01) % 1.0, _u(rng, 0.75, 0.95), _u(rng, 0.45, 0.75))
+    deep = colorsys.hsv_to_rgb(_u(rng, -0.08, -0.01) % 1.0, _u(rng, 0.4, 0.7), _u(rng, 0.35, 0.6))
+    mucus = colorsys.hsv_to_rgb(_u(rng, 0.08, 0.15), _u(rng, 0.15, 0.5), _u(rng, 0.8, 0.95))
     mucosa = {
         "base_color": [float(c) for c in base],
-        "color_variation": _u(rng, 0.05, 0.25),
-        "color_variation_scale": _u(rng, 0.2, 1.0),
-        "vessel_color": [float(c) for c in vessel],
-        "vessel_density": _u(rng, 0.6, 3.0),  # noise scale per cm: more = denser network
-        "vessel_width": _u(rng, 0.015, 0.06),
-        "vessel_contrast": _u(rng, 0.2, 0.7),
-        "vessel_distortion": _u(rng, 0.3, 1.5),
+        "patch_color": [float(c) for c in patch],
+        "color_variation": _u(rng, 0.1, 0.45),
+        # Baked surface (generator/texture.py): vessel trees at two depths, patches, mucus strands.
+        "texture_seed": int(rng.integers(0, 2**31 - 1)),
+        "vessels": {
+            "count": int(rng.integers(60, 320)),
+            "width_px": _u(rng, 1.0, 2.2),
+            "color": [float(c) for c in vessel],
+            "contrast": _u(rng, 0.2, 0.7),
+            "deep_count": int(rng.integers(10, 50)),
+            "deep_width_px": _u(rng, 3.0, 7.0),
+            "deep_blur_px": _u(rng, 2.0, 5.0),
+            "deep_color": [float(c) for c in deep],
+            "deep_contrast": _u(rng, 0.15, 0.45),
+        },
+        "mucus": _u(rng, 0.2, 0.6) if rng.random() < 0.35 else 0.0,
+        "mucus_strands": int(rng.integers(3, 25)),
+        "mucus_color": [float(c) for c in mucus],
         "roughness": _u(rng, 0.3, 0.6),
         "coat_weight": _u(rng, 0.6, 1.0),
         "coat_roughness": _u(rng, 0.02, 0.15),
-        "subsurface_weight": _u(rng, 0.05, 0.35),
+        "subsurface_weight": _u(rng, 0.05, 0.3),
         "bump_strength": _u(rng, 0.05, 0.3),
         "bump_scale": _u(rng, 3.0, 12.0),
+        # Wet speckle: a fine droplet relief whose normals face the scope light glint (an AOV that
+        # post-processing adds after denoising, so the denoiser cannot smear the specks away).
+        "glint_scale": _u(rng, 4.0, 14.0),  # droplets per cm
+        "glint_relief": _u(rng, 0.3, 0.7),  # bump strength of the droplets: how far their normals tilt
+        "glint_threshold": _u(rng, 0.993, 0.999),  # |cos| between relief normal and view above which it glints
         "texture_offset": [_u(rng, 0, 100) for _ in range(3)],
     }
     return {"index": scene_index, "lumen": lumen, "mucosa": mucosa}
@@ -136,6 +159,10 @@ def pixels_per_radian(cam: dict, resolution: int, rho: float) -> float:
     return half / t / math.cos(alpha) ** 2
 
 
+VIEW_TYPES = ("lumen", "oblique", "wall")
+VIEW_TYPE_P = (0.4, 0.3, 0.3)
+
+
 def sample_camera(rng: np.random.Generator, sampler: LumenSampler) -> dict:
     shape = sampler.shape
     # Far enough in that no ray of a 170 deg lens tilted 65 deg can leave through the open start
@@ -143,16 +170,27 @@ def sample_camera(rng: np.random.Generator, sampler: LumenSampler) -> dict:
     s_cam = _u(rng, 8.0, 13.0)
     k = int(np.searchsorted(sampler.s, s_cam))
     c, t, n, b = sampler.c[k], sampler.t[k], sampler.n[k], sampler.b[k]
-    # Off-axis position: the scope is rarely centred.
-    ang, off = _u(rng, 0, TAU), _u(rng, 0.0, 0.45)
     r_local = float(sampler.inside(c))  # wall distance at the centreline
-    pos = c + off * r_local * (math.cos(ang) * n + math.sin(ang) * b)
-    toward_wall = rng.random() < 0.2
-    # Mostly looking down the lumen; sometimes turned toward the wall.
-    tilt = math.radians(_u(rng, 30, 65) if toward_wall else abs(rng.normal(0, 10)))
+    # View mix of real frames: down the lumen, oblique, or close to the wall (the scope is often
+    # under 2 cm from the mucosa, and many frames are close-ups of the wall or of a lesion).
+    view = str(rng.choice(VIEW_TYPES, p=VIEW_TYPE_P))
+    tilt_deg, off_range = {"lumen": (abs(rng.normal(0, 10)), (0.0, 0.45)),
+                           "oblique": (_u(rng, 25, 50), (0.2, 0.6)),
+                           "wall": (_u(rng, 50, 80), (0.45, 0.8))}[view]
+    tilt = math.radians(tilt_deg)
     tilt_dir = _u(rng, 0, TAU)
     axis = math.cos(tilt_dir) * n + math.sin(tilt_dir) * b
     forward = _rotate(t, axis, tilt)
+    off = _u(rng, *off_range)
+    if view == "lumen":
+        ang = _u(rng, 0, TAU)
+        side = math.cos(ang) * n + math.sin(ang) * b
+    else:
+        # Move toward the wall the scope looks at.
+        side = forward - t * float(t @ forward)
+        side = side / max(float(np.linalg.norm(side)), 1e-9)
+    pos = c + off * r_local * side
+    toward_wall = view != "lumen"
     roll = _u(rng, 0, TAU)
     up = _rotate(n - forward * (n @ forward), forward, roll)
     up /= np.linalg.norm(up)
@@ -161,6 +199,7 @@ def sample_camera(rng: np.random.Generator, sampler: LumenSampler) -> dict:
         "location": pos.tolist(),
         "forward": (forward / np.linalg.norm(forward)).tolist(),
         "up": up.tolist(),
+        "view": view,
         "toward_wall": bool(toward_wall),
         "lens": "fisheye" if fisheye else "perspective",
         "fov_deg": _u(rng, 140, 170) if fisheye else _u(rng, 100, 125),
@@ -170,20 +209,28 @@ def sample_camera(rng: np.random.Generator, sampler: LumenSampler) -> dict:
 
 # --------------------------------------------------------------------------- lesions
 
+# Paris classification of superficial colorectal lesions and the mesh each is built as. Shares:
+# roughly those of screening colonoscopy series: polypoid 0-I about two thirds (mostly sessile),
+# non-polypoid mostly flat elevated 0-IIa, depressed 0-IIc rare (The Paris endoscopic classification
+# of superficial neoplastic lesions, Gastrointest Endosc 2003; 58(6 Suppl): S3-S43).
+PARIS_TYPES = ("0-Ip", "0-Isp", "0-Is", "0-IIa", "0-IIc")
+PARIS_TYPE_P = (0.12, 0.12, 0.40, 0.30, 0.06)
+PARIS_KIND = {"0-Ip": "pedunculated", "0-Isp": "pedunculated", "0-Is": "sessile", "0-IIa": "flat", "0-IIc": "flat"}
 LESION_TYPES = ("sessile", "pedunculated", "flat")
-LESION_TYPE_P = (0.5, 0.2, 0.3)
 
 
-def _lesion_color(rng: np.random.Generator, mucosa_rgb, kind: str) -> dict:
-    h, s, v = colorsys.rgb_to_hsv(*mucosa_rgb)
-    if kind == "flat" and rng.random() < 0.6:
-        # Serrated lesions: pale, yellowish mucus cap.
-        dh, ds, dv = _u(rng, 0.02, 0.07), _u(rng, 0.6, 0.9), _u(rng, 0.95, 1.12)
+def _lesion_color(rng: np.random.Generator, paris: str) -> dict:
+    """A tint multiplying the mucosa's own albedo: lesions are the same tissue, a little redder
+    (adenomas, congested surface) or paler (serrated lesions with a yellowish mucus cap)."""
+    if paris == "0-IIa" and rng.random() < 0.5:
+        tint = [_u(rng, 1.0, 1.15), _u(rng, 1.0, 1.15), _u(rng, 0.75, 0.95)]  # pale, yellowish
+    elif rng.random() < 0.65:
+        r = _u(rng, 0.95, 1.05)
+        tint = [r, _u(rng, 0.65, 0.92), _u(rng, 0.65, 0.95)]  # redder
     else:
-        # Adenomas: redder/darker or paler than the surrounding mucosa.
-        dh, ds, dv = _u(rng, -0.03, 0.03), _u(rng, 0.8, 1.35), _u(rng, 0.7, 1.2)
-    rgb = colorsys.hsv_to_rgb((h + dh) % 1.0, float(np.clip(s * ds, 0, 1)), float(np.clip(v * dv, 0, 1)))
-    return {"color": [float(c) for c in rgb], "hue_shift": dh, "saturation_scale": ds, "value_scale": dv}
+        g = _u(rng, 1.0, 1.2)
+        tint = [g, g * _u(rng, 0.95, 1.05), g * _u(rng, 0.9, 1.05)]  # paler
+    return {"color": [float(c) for c in tint], "tint": _u(rng, 0.6, 1.0)}
 
 
 # Base radius in cm each lesion type may take: sizes stretch within these to meet the frame's
@@ -192,6 +239,7 @@ LESION_SIZE_CM = {"sessile": (0.15, 1.5), "pedunculated": (0.2, 1.1), "flat": (0
 # Default apparent area of one lesion as a fraction of the frame, drawn log-uniformly: from a
 # small lesion down the lumen to a close-up like the polyp-centred frames of Kvasir-SEG.
 DEFAULT_LESION_AREA = RenderConfig.lesion_area
+DEFAULT_OVERLAY_PROB = RenderConfig.overlay_prob
 
 
 def sample_lesion(rng: np.random.Generator, sampler: LumenSampler, cam: dict, mucosa: dict,
@@ -205,25 +253,22 @@ def sample_lesion(rng: np.random.Generator, sampler: LumenSampler, cam: dict, mu
     target on a log scale wins. Occlusion by folds and the lesion's own shape make the rendered
     area differ from the target: the mask, not this estimate, decides the label.
     """
-    kind = str(rng.choice(LESION_TYPES, p=LESION_TYPE_P))
-    # The first draw of each pair is no longer used (the size now follows the apparent-size
-    # target below); it stays drawn so the random stream, and so every spec of version 3, is unchanged.
-    if kind == "sessile":
-        _, height = _u(rng, 0.2, 1.1), _u(rng, 0.35, 0.95)
-    elif kind == "pedunculated":
-        _, height = _u(rng, 0.25, 0.8), _u(rng, 0.8, 1.0)
-    else:
-        _, height = _u(rng, 0.35, 1.4), _u(rng, 0.04, 0.14)
+    paris = str(rng.choice(PARIS_TYPES, p=PARIS_TYPE_P))
+    kind = PARIS_KIND[paris]
+    height = {"0-Ip": (0.8, 1.0), "0-Isp": (0.7, 1.0), "0-Is": (0.35, 0.95), "0-IIa": (0.05, 0.22),
+              "0-IIc": (-0.08, -0.02)}[paris]
+    height = _u(rng, *height)
     size_lo, size_hi = LESION_SIZE_CM[kind]
     origin = np.asarray(cam["location"], float)
-    les_stalk = _u(rng, 0.3, 1.0) if kind == "pedunculated" else 0.0
+    les_stalk = {"0-Ip": (0.3, 1.0), "0-Isp": (0.05, 0.25)}.get(paris)
+    les_stalk = _u(rng, *les_stalk) if les_stalk else 0.0
     target_area = math.exp(_u(rng, math.log(area[0]), math.log(area[1])))
     target_px = math.sqrt(target_area / math.pi) * resolution  # radius in pixels of that area
     # The label needs visible pixels: never aim below comfortably above the threshold.
     need_px = max(3.0, 1.5 * math.sqrt(min_pixels / math.pi))
     target_px = max(target_px, need_px)
     best, best_err = None, math.inf
-    for _ in range(48):
+    for _ in range(64):
         rho = fov_radius * math.sqrt(_u(rng, 0.02, 0.75))
         phi = _u(rng, 0, TAU)
         x, y = rho * math.cos(phi), rho * math.sin(phi)
@@ -240,8 +285,8 @@ def sample_lesion(rng: np.random.Generator, sampler: LumenSampler, cam: dict, mu
         # Keep clear of the lens: a lesion (or a stalk) almost touching the scope fills the view.
         stalk = les_stalk
         if kind == "pedunculated":
-            stalk = min(les_stalk, max(0.2, (dist - 1.2) / 1.5 - s * height))
-        if dist < 1.2 + 1.5 * (s * height + stalk):
+            stalk = min(les_stalk, max(0.05, (dist - 0.5) / 1.2 - s * height))
+        if dist < 0.5 + 1.2 * (s * max(height, 0.0) + stalk):
             continue
         px = math.atan(s / dist) * ppr
         if px < need_px:
@@ -259,6 +304,7 @@ def sample_lesion(rng: np.random.Generator, sampler: LumenSampler, cam: dict, mu
     lesion = {
         "instance": instance,
         "type": kind,
+        "paris": paris,
         "s": s_hit,
         "theta": th_hit,
         "location": pos.tolist(),
@@ -275,11 +321,11 @@ def sample_lesion(rng: np.random.Generator, sampler: LumenSampler, cam: dict, mu
         "pit_scale": _u(rng, 15.0, 50.0),
         "pit_strength": _u(rng, 0.1, 0.6),
         "roughness": _u(rng, 0.25, 0.55),
-        **_lesion_color(rng, mucosa["base_color"], kind),
+        **_lesion_color(rng, paris),
     }
     if kind == "pedunculated":
         lesion["stalk_length"] = les_stalk
-        lesion["stalk_radius"] = _u(rng, 0.2, 0.4)  # of the head radius
+        lesion["stalk_radius"] = _u(rng, 0.2, 0.4) if paris == "0-Ip" else _u(rng, 0.45, 0.75)  # of the head radius
         lesion["stalk_tilt"] = _u(rng, 0.0, 0.7)
         lesion["stalk_tilt_dir"] = _u(rng, 0, TAU)
     return lesion
@@ -288,24 +334,44 @@ def sample_lesion(rng: np.random.Generator, sampler: LumenSampler, cam: dict, mu
 # --------------------------------------------------------------------------- artefacts
 
 
-def sample_artefacts(rng: np.random.Generator) -> dict:
+OVERLAY_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ/:. "
+
+
+def _overlay(rng: np.random.Generator) -> dict:
+    """The processor's on-screen graphics (see post.draw_overlay): text lines and a thumbnail box."""
+    lines = ["".join(rng.choice(list(OVERLAY_CHARS), size=int(rng.integers(4, 11)))).strip() or "0"
+             for _ in range(int(rng.integers(0, 6)))]
+    grey = _u(rng, 0.75, 1.0)
+    box = None
+    if rng.random() < 0.6:
+        box = {"w": _u(rng, 0.2, 0.36), "h": _u(rng, 0.18, 0.34), "color": [0.0, 0.0, 0.0],
+               "guide": _u(rng, 0, TAU) if rng.random() < 0.6 else None}
+    return {"text_lines": lines, "text_color": [grey, grey, grey * _u(rng, 0.85, 1.0)], "box": box}
+
+
+def sample_artefacts(rng: np.random.Generator, overlay_prob: float = RenderConfig.overlay_prob) -> dict:
     """2-D effects applied after rendering; sizes are fractions of the image width."""
     a: dict = {
         "fov_shape": "circle" if rng.random() < 0.6 else "octagon",
         "fov_radius": _u(rng, 0.9, 1.02),
-        "vignetting": _u(rng, 0.15, 0.6),
-        "exposure": _u(rng, -0.5, 0.3),
-        "gamma": _u(rng, 0.9, 1.15),
-        "noise_sigma": _u(rng, 0.003, 0.03),
+        "vignetting": _u(rng, 0.1, 0.4),
+        # Real processors expose for the near wall, which often clips to white.
+        "exposure": _u(rng, -0.4, 0.4),
+        "gamma": _u(rng, 0.95, 1.25),
+        "noise_sigma": _u(rng, 0.003, 0.025),
         "post_seed": int(rng.integers(0, 2**31 - 1)),
+        "tone": {"black": _u(rng, 0.006, 0.04), "saturation": _u(rng, 0.9, 1.15)},
+        "glint_strength": _u(rng, 3.0, 14.0),
+        "chromatic_aberration": _u(rng, 0.0, 0.008),
     }
+    a["overlay"] = _overlay(rng) if rng.random() < overlay_prob else None
     a["motion_blur"] = {"length": _u(rng, 0.008, 0.04), "angle": _u(rng, 0, 180)} if rng.random() < 0.25 else None
     a["defocus"] = {"sigma": _u(rng, 0.002, 0.008)} if rng.random() < 0.25 else None
     a["jpeg_quality"] = int(rng.integers(55, 96)) if rng.random() < 0.6 else None
     a["bubbles"] = (
         [{"x": _u(rng, -0.7, 0.7), "y": _u(rng, -0.7, 0.7), "r": _u(rng, 0.006, 0.05)}
          for _ in range(int(rng.integers(1, 10)))]
-        if rng.random() < 0.2 else []
+        if rng.random() < 0.08 else []
     )
     a["fluid"] = (
         {"angle": _u(rng, 0, TAU), "extent": _u(rng, 0.15, 0.45), "color": [_u(rng, 0.55, 0.8), _u(rng, 0.45, 0.65),
@@ -345,7 +411,8 @@ def lesion_frame(seed: int, index: int, lesion_prob: float) -> bool:
 def frame_spec(*, seed: int, index: int, lesion_prob: float, resolution: int, frames_per_scene: int,
                min_lesion_pixels: int, render: dict, scene: dict | None = None,
                sampler: LumenSampler | None = None,
-               lesion_area: tuple[float, float] = DEFAULT_LESION_AREA) -> dict:
+               lesion_area: tuple[float, float] = DEFAULT_LESION_AREA,
+               overlay_prob: float = DEFAULT_OVERLAY_PROB) -> dict:
     """The complete spec of frame `index`. `scene`/`sampler` may be passed in to reuse work."""
     scene_index = index // frames_per_scene
     if scene is None:
@@ -356,7 +423,7 @@ def frame_spec(*, seed: int, index: int, lesion_prob: float, resolution: int, fr
     wants_lesion = lesion_frame(seed, index, lesion_prob)
     n_lesions = int(rng.choice([1, 2, 3], p=[0.8, 0.15, 0.05])) if wants_lesion else 0
     cam = sample_camera(rng, sampler)
-    art = sample_artefacts(rng)
+    art = sample_artefacts(rng, overlay_prob)
     lesions = []
     for k in range(n_lesions):
         les = sample_lesion(rng, sampler, cam, scene["mucosa"], resolution, min_lesion_pixels,
@@ -386,7 +453,8 @@ def frame_spec(*, seed: int, index: int, lesion_prob: float, resolution: int, fr
 
 
 def frame_specs(*, seed: int, indices, lesion_prob: float, resolution: int, frames_per_scene: int,
-                min_lesion_pixels: int, render: dict, lesion_area: tuple[float, float] = DEFAULT_LESION_AREA):
+                min_lesion_pixels: int, render: dict, lesion_area: tuple[float, float] = DEFAULT_LESION_AREA,
+                overlay_prob: float = DEFAULT_OVERLAY_PROB):
     """Specs for many frames, reusing each scene's lumen tables (same result as one at a time)."""
     cache: dict[int, tuple[dict, LumenSampler]] = {}
     for i in indices:
@@ -398,4 +466,4 @@ def frame_specs(*, seed: int, indices, lesion_prob: float, resolution: int, fram
         sc, sm = cache[si]
         yield frame_spec(seed=seed, index=i, lesion_prob=lesion_prob, resolution=resolution,
                          frames_per_scene=frames_per_scene, min_lesion_pixels=min_lesion_pixels,
-                         render=render, scene=sc, sampler=sm, lesion_area=lesion_area)
+                         render=render, scene=sc, sampler=sm, lesion_area=lesion_area, overlay_prob=overlay_prob)

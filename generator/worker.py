@@ -32,7 +32,7 @@ def rss_mb() -> float:
 def render_frame(renderer, spec: dict, threshold: int) -> dict:
     """Render one spec and turn its passes into image, mask, depth and label."""
     passes = renderer.render(spec)
-    image, mask = post_process(passes["rgb"], passes["index"], spec["artefacts"])
+    image, mask = post_process(passes["rgb"], passes["index"], spec["artefacts"], passes.get("glint"))
     visible = int(np.count_nonzero(mask))
     label = "lesion" if visible >= threshold else "normal"
     hidden = 0
@@ -81,7 +81,7 @@ def render_chunk(cfg_json: dict, indices: list[int], threads: int, progress=None
         for spec in frame_specs(seed=cfg.seed, indices=todo, lesion_prob=cfg.lesion_prob,
                                 resolution=cfg.resolution, frames_per_scene=cfg.frames_per_scene,
                                 min_lesion_pixels=cfg.lesion_pixel_threshold, render=cfg.render_settings,
-                                lesion_area=cfg.lesion_area):
+                                lesion_area=cfg.lesion_area, overlay_prob=cfg.overlay_prob):
             if os.getppid() != parent:
                 break  # the run that started us is gone (killed): stop instead of rendering on as an orphan
             out = render_frame(renderer, spec, cfg.lesion_pixel_threshold)

@@ -57,6 +57,7 @@ def test_same_seed_same_masks_and_specs(rendered, tmp_path):
     a, b = Dataset.open(rendered), Dataset.open(tmp_path / "again")
     for ra, rb in zip(a.records, b.records):
         assert np.array_equal(a.mask(ra), b.mask(rb))
+        assert np.array_equal(a.image(ra), b.image(rb))  # the look is seeded too: same spec, same pixels
         assert json.dumps(a.spec(ra), sort_keys=True) == json.dumps(b.spec(rb), sort_keys=True)
         assert ra.label == rb.label
 
@@ -95,6 +96,7 @@ def _cli(*args):
     (["--shard", "4/4"], "--shard"),
     (["--lesion-area", "0.3,0.1"], "--lesion-area must be MIN,MAX"),
     (["--lesion-area", "big"], "--lesion-area must look like MIN,MAX"),
+    (["--overlay-prob", "2"], "--overlay-prob must be between 0 and 1"),
 ])
 def test_cli_bad_values_exit_2_with_one_line(tmp_path, args, msg):
     res = _cli("--out", str(tmp_path / "o"), *args)

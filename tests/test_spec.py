@@ -9,7 +9,7 @@ import pytest
 
 from synth.generator.config import ConfigError, RenderConfig, parse_shard
 from synth.generator.lumen import LumenSampler, LumenShape, mesh_arrays
-from synth.generator.spec import frame_spec, frame_specs, pixel_direction, sample_scene
+from synth.generator.spec import PARIS_KIND, PARIS_TYPES, frame_spec, frame_specs, pixel_direction, sample_scene
 
 RENDER = {"samples": 1, "denoise": False, "max_bounces": 2}
 
@@ -57,8 +57,10 @@ def test_lesion_probability_and_bounds():
             lo, hi = LESION_SIZE_CM[les["type"]]
             assert lo <= les["size"] <= hi
             assert DEFAULT_LESION_AREA[0] <= les["target_area"] <= DEFAULT_LESION_AREA[1]
-            assert all(0.0 <= c <= 1.0 for c in les["color"])
-            assert les["distance"] > 1.0
+            # Lesions are the mucosa's tissue times a tint (redder or paler), not a colour of their own.
+            assert all(0.6 <= c <= 1.3 for c in les["color"])
+            assert les["paris"] in PARIS_TYPES and PARIS_KIND[les["paris"]] == les["type"]
+            assert les["distance"] > 0.5  # clear of the lens
         m = s["scene"]["mucosa"]
         assert all(0.0 <= c <= 1.0 for c in m["base_color"])
         assert 140 <= s["camera"]["fov_deg"] <= 170 or s["camera"]["lens"] == "perspective"

@@ -1,0 +1,112 @@
+"""The look of spec version 4 without Blender: baked mucosa maps, wet speckle, processor tone and
+overlays. Pure numpy; the renders that use them are tested in test_render.py."""
+
+import json
+
+import numpy as np
+import pytest
+
+from synth.generator import post
+from synth.generator.spec import SPEC_VERSION, VIEW_TYPES, frame_specs, sample_artefacts, sample_scene
+from synth.generator.texture import TEX_H, TEX_W, bake_mucosa
+
+
+def _specs(seed, n=12, **kw):
+    return list(frame_specs(seed=seed, indices=range(n), lesion_prob=0.5, resolution=64, frames_per_scene=4,
+                            min_lesion_pixels=8, render={"samples": 1, "denoise": False, "max_bounces": 2}, **kw))
+
+
+def test_baked_mucosa_is_a_pure_function_of_the_spec():
+    m = sample_scene(7, 0)["mucosa"]
+    a, b = bake_mucosa(m), bake_mucosa(json.loads(json.dumps(m)))
+    assert a.shape == (TEX_H, TEX_W, 3) and a.dtype == np.float32
+    assert np.array_equal(a, b)
+    other = bake_mucosa(sample_scene(8, 0)["mucosa"])
+    assert not np.allclose(a, other)
+
+
+def test_vessels_darken_and_redden_the_albedo():
+    m = sample_scene(3, 0)["mucosa"]
+    bare = json.loads(json.dumps(m))
+    bare["vessels"]["contrast"] = bare["vessels"]["deep_contrast"] = 0.0
+    with_v, without = bake_mucosa(m), bake_mucosa(bare)
+    changed = np.abs(with_v - without).sum(axis=2) > 0.02
+    assert 0.005 < changed.mean() < 0.6  # a network, not a wash over the whole surface
+    assert (with_v[changed, 1] < without[changed, 1]).mean() > 0.9  # vessels take green away: redder/darker
+
+
+def test_specs_v4_round_trip_and_carry_the_new_look():
+    specs = _specs(2, n=40)
+    for s in specs:
+        assert s["spec_version"] == SPEC_VERSION == 4
+        assert json.loads(json.dumps(s)) == s
+        assert s["camera"]["view"] in VIEW_TYPES
+        assert {"tone", "glint_strength", "chromatic_aberration", "overlay"} <= set(s["artefacts"])
+    views = {s["camera"]["view"] for s in specs}
+    assert views == set(VIEW_TYPES)
+
+
+def test_overlay_probability_zero_and_one():
+    assert all(s["artefacts"]["overlay"] is None for s in _specs(1, overlay_prob=0.0))
+    assert all(s["artefacts"]["overlay"] is not None for s in _specs(1, overlay_prob=1.0))
+
+
+def _passes(size=64, seed=0):
+    rng = np.random.default_rng(seed)
+    rgb = rng.uniform(0.05, 0.4, (size, size, 3)).astype(np.float32)
+    index = np.zeros((size, size), np.float32)
+    index[size // 2:, : size // 2] = 1.0  # a lesion in the bottom-left quarter, where the box goes
+    return rgb, index
+
+
+def test_overlay_removes_the_mask_pixels_it_covers():
+    rng = np.random.default_rng(0)
+    art = sample_artefacts(rng, overlay_prob=1.0)
+    art["overlay"]["box"] = {"w": 0.3, "h": 0.3, "color": [0.0, 0.0, 0.0], "guide": None}
+    art["overlay"]["text_lines"] = ["12/03/2019", "ABC 7"]
+    art.update(fov_shape="circle", fov_radius=1.5, motion_blur=None, defocus=None, jpeg_quality=None,
+               bubbles=[], fluid=None, residue=[])
+    rgb, index = _passes()
+    img, mask = post.apply(rgb, index, art)
+    _, covered = post.draw_overlay(np.zeros((64, 64, 3)), art["overlay"])
+    assert covered[-5:, :5].all() and covered[:8, :20].any()  # box bottom left, text top left
+    assert not mask[covered].any()  # no lesion pixel survives under the graphics
+    assert mask[(index > 0) & ~covered].all()  # and every other lesion pixel is kept
+    assert (img[-5:, :5] == 0).all()
+    no_ov = dict(art, overlay=None)
+    _, mask_plain = post.apply(rgb, index, no_ov)
+    assert mask_plain.sum() > mask.sum()
+
+
+def test_wet_speckle_is_added_after_gain_and_is_deterministic():
+    art = sample_artefacts(np.random.default_rng(5), overlay_prob=0.0)
+    art.update(motion_blur=None, defocus=None, jpeg_quality=None, bubbles=[], fluid=None, residue=[],
+               chromatic_aberration=0.0, noise_sigma=0.0)
+    rgb, index = _passes()
+    glint = np.zeros((64, 64), np.float32)
+    glint[30:33, 30:33] = 1.0
+    a, _ = post.apply(rgb, index, art, glint)
+    b, _ = post.apply(rgb, index, art, glint)
+    dry, _ = post.apply(rgb, index, art, np.zeros_like(glint))
+    assert np.array_equal(a, b)
+    assert (a[30:33, 30:33] == 255).all() and not (dry[30:33, 30:33] == 255).all()  # specks clip to white
+    assert np.array_equal(np.delete(a, slice(30, 33), 0), np.delete(dry, slice(30, 33), 0))
+
+
+def test_processor_black_level_makes_the_far_lumen_black():
+    art = sample_artefacts(np.random.default_rng(1), overlay_prob=0.0)
+    art.update(motion_blur=None, defocus=None, jpeg_quality=None, bubbles=[], fluid=None, residue=[],
+               noise_sigma=0.0, vignetting=0.0, fov_radius=1.5, chromatic_aberration=0.0)
+    art["tone"]["black"] = 0.03
+    rgb = np.full((32, 32, 3), 0.5, np.float32)
+    rgb[:8] = 0.004  # far lumen: under 1 % of the near wall's light
+    img, _ = post.apply(rgb, np.zeros((32, 32), np.float32), art)
+    assert img[:8].max() == 0 and img[16:].min() > 100
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5])
+def test_overlay_probability_is_validated(bad):
+    from synth.generator.config import ConfigError, RenderConfig
+
+    with pytest.raises(ConfigError, match="--overlay-prob"):
+        RenderConfig(overlay_prob=bad).validate()
