@@ -14,6 +14,7 @@ from typing import List, Optional
 import typer
 
 from synth import UserError
+from synth.generator.config import RenderConfig  # a dataclass, no heavy imports
 
 app = typer.Typer(
     name="synth",
@@ -33,6 +34,9 @@ def fail(message: str) -> None:
 
 
 # --------------------------------------------------------------------------- render
+
+_RENDER_DEFAULTS = RenderConfig()  # option defaults are the config's, stated once there
+
 
 QUALITY_HELP = "Quality preset: draft (fast previews), default, or high. --samples overrides its sample count."
 
@@ -66,8 +70,12 @@ def render(
         None, "--min-lesion-pixels", help="Visible pixels for the label 'lesion' (default: 0.2% of the frame)."
     ),
     lesion_area: str = typer.Option(
-        "0.005,0.3", "--lesion-area",
+        ",".join(str(v) for v in _RENDER_DEFAULTS.lesion_area), "--lesion-area",
         help="MIN,MAX apparent area of a lesion as fractions of the frame, drawn log-uniformly.",
+    ),
+    overlay_prob: float = typer.Option(
+        _RENDER_DEFAULTS.overlay_prob, "--overlay-prob",
+        help="Fraction of frames with the processor's on-screen text and thumbnail box (hidden mask pixels removed).",
     ),
 ) -> None:
     """Render procedural colonoscopy frames with labels, masks, depth and specs."""
@@ -77,7 +85,7 @@ def render(
         cfg = RenderConfig(
             n=n, out=str(out), lesion_prob=lesion_prob, seed=seed, resolution=resolution, quality=quality,
             samples=samples, frames_per_scene=frames_per_scene, device=device,
-            min_lesion_pixels=min_lesion_pixels, lesion_area=parse_area(lesion_area),
+            min_lesion_pixels=min_lesion_pixels, lesion_area=parse_area(lesion_area), overlay_prob=overlay_prob,
         )
         cfg.validate()
         shard_k, shard_n = parse_shard(shard)
