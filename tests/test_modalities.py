@@ -206,3 +206,14 @@ def test_a_colour_frame_cannot_go_into_a_greyscale_dataset(tmp_path):
     with pytest.raises(DatasetError, match="colour image"):
         w.write_frame(frame_id(1), image=_frame(1, 1, 4, gray=False), label="a")
     assert w.finalize(manifest={})["channels"] == 1
+
+
+def test_a_model_saved_before_image_channels_loads_as_rgb(tmp_path):
+    from synth.diffusion.model import META_FILE, DiffusionModel, ModelConfig
+
+    DiffusionModel.new(ModelConfig(resolution=8, channels=(8, 16), class_names=["a", "b"]), seed=0).save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / META_FILE).read_text())
+    del meta["model"]["image_channels"]
+    (tmp_path / "m" / META_FILE).write_text(json.dumps(meta))
+    m = DiffusionModel.load(tmp_path / "m")
+    assert m.cfg.image_channels == 3 and m.unet.config.in_channels == 3
