@@ -14,7 +14,6 @@ from typing import List, Optional
 import typer
 
 from synth import UserError
-from synth.generator.config import RenderConfig  # a dataclass, no heavy imports
 
 app = typer.Typer(
     name="synth",
@@ -25,6 +24,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Bring real image collections into the synth dataset format.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+scene_app = typer.Typer(help="Scene files: the distributions rendered frames are drawn from.", no_args_is_help=True)
+app.add_typer(scene_app, name="scene")
 
 
 def fail(message: str) -> None:
@@ -35,8 +36,9 @@ def fail(message: str) -> None:
 
 # --------------------------------------------------------------------------- render
 
-_RENDER_DEFAULTS = RenderConfig()  # option defaults are the config's, stated once there
-
+SCENE_HELP = "Scene file (TOML) laid over the default scene: the distributions frames are drawn from."
+SET_HELP = ("KEY=VALUE: change one scene key after --scene (repeatable), e.g. camera.views.wall=0.4 or "
+            "lesion.size_cm.flat=0.3,2.5; `synth scene show` lists the keys.")
 
 QUALITY_HELP = "Quality preset: draft (fast previews), default, or high. --samples overrides its sample count."
 
@@ -69,23 +71,30 @@ def render(
     min_lesion_pixels: Optional[int] = typer.Option(
         None, "--min-lesion-pixels", help="Visible pixels for the label 'lesion' (default: 0.2% of the frame)."
     ),
-    lesion_area: str = typer.Option(
-        ",".join(str(v) for v in _RENDER_DEFAULTS.lesion_area), "--lesion-area",
-        help="MIN,MAX apparent area of a lesion as fractions of the frame, drawn log-uniformly.",
+    lesion_area: Optional[str] = typer.Option(
+        None, "--lesion-area",
+        help="MIN,MAX apparent area of a lesion as fractions of the frame, drawn log-uniformly (sets the "
+             "scene's lesion.area; `synth scene show` prints the default).",
     ),
-    overlay_prob: float = typer.Option(
-        _RENDER_DEFAULTS.overlay_prob, "--overlay-prob",
-        help="Fraction of frames with the processor's on-screen text and thumbnail box (hidden mask pixels removed).",
+    overlay_prob: Optional[float] = typer.Option(
+        None, "--overlay-prob",
+        help="Fraction of frames with the processor's on-screen text and thumbnail box, hidden mask pixels removed "
+             "(sets the scene's artefacts.overlay_prob).",
     ),
+    scene: Optional[Path] = typer.Option(None, "--scene", help=SCENE_HELP),
+    set_: List[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Render procedural colonoscopy frames with labels, masks, depth and specs."""
     from synth.generator.config import RenderConfig, parse_area, parse_shard
+    from synth.generator.scene_config import resolve_scene
 
     try:
+        scene_config = resolve_scene(scene, set_)
         cfg = RenderConfig(
             n=n, out=str(out), lesion_prob=lesion_prob, seed=seed, resolution=resolution, quality=quality,
             samples=samples, frames_per_scene=frames_per_scene, device=device,
-            min_lesion_pixels=min_lesion_pixels, lesion_area=parse_area(lesion_area), overlay_prob=overlay_prob,
+            min_lesion_pixels=min_lesion_pixels, lesion_area=parse_area(lesion_area) if lesion_area else None,
+            overlay_prob=overlay_prob, scene=scene_config.to_dict(),
         )
         cfg.validate()
         shard_k, shard_n = parse_shard(shard)
@@ -109,6 +118,21 @@ def merge(
         from synth.generator.run import merge_shards
 
         merge_shards(out, preview=preview)
+    except UserError as e:
+        fail(str(e))
+
+
+@scene_app.command("show")
+def scene_show(
+    scene: Optional[Path] = typer.Option(None, "--scene", help=SCENE_HELP),
+    set_: List[str] = typer.Option([], "--set", help=SET_HELP),
+    seed: int = typer.Option(0, "--seed", help="Unused (printing a scene draws nothing); every command takes it."),
+) -> None:
+    """Print the resolved scene file (default, --scene FILE, then each --set) with a comment per key."""
+    from synth.generator.scene_config import dumps, resolve_scene
+
+    try:
+        typer.echo(dumps(resolve_scene(scene, set_)), nl=False)
     except UserError as e:
         fail(str(e))
 

@@ -2,12 +2,14 @@
 
 The config is written to the output folder as `config.json`; a resumed run must carry the same
 config (the `FRAME_INDEPENDENT` keys aside), so frames of one folder always come from one recipe.
+The recipe includes the resolved scene (generator/scene_config.py): every distribution the
+sampler drew from, so a different scene file or --set is a different run.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from synth import UserError
 
@@ -41,13 +43,17 @@ class RenderConfig:
     frames_per_scene: int = 4
     device: str = "cpu"
     min_lesion_pixels: int | None = None
-    # Apparent area of one lesion, as fractions of the frame: drawn log-uniformly between the two.
-    # 3-60 % gives a rendered median of about 10 % of the frame, as Kvasir-SEG's polyps (p10-p90
-    # 3-32 %, median 11 %); 0.5-30 % (spec v3) made them much smaller than public polyp sets.
-    lesion_area: tuple[float, float] = (0.03, 0.6)
+    # Apparent area of one lesion, as fractions of the frame, drawn log-uniformly between the two:
+    # a shorthand for the scene's lesion.area (None: the scene's; the default scene's 3-60 % gives a
+    # rendered median of about 10 % of the frame, as Kvasir-SEG's polyps, p10-p90 3-32 %, median
+    # 11 %; 0.5-30 % in spec v3 made them much smaller than public polyp sets).
+    lesion_area: tuple[float, float] | None = None
     # Fraction of frames with the processor's on-screen text and thumbnail box (seeded; the mask
-    # loses the pixels they cover).
-    overlay_prob: float = 0.3
+    # loses the pixels they cover): a shorthand for the scene's artefacts.overlay_prob.
+    overlay_prob: float | None = None
+    # The resolved scene (SceneConfig.to_dict()); None: the packaged default. `resolved()` fills it
+    # in, and the two shorthands above with it, before a run writes config.json.
+    scene: dict | None = None
 
     def validate(self) -> "RenderConfig":
         if not isinstance(self.n, int) or self.n <= 0:
@@ -66,12 +72,17 @@ class RenderConfig:
             raise ConfigError(f"--device must be cpu or gpu, got {self.device!r}")
         if self.min_lesion_pixels is not None and self.min_lesion_pixels <= 0:
             raise ConfigError(f"--min-lesion-pixels must be positive, got {self.min_lesion_pixels}")
-        lo, hi = self.lesion_area
-        if not 0.0 < lo <= hi <= 1.0:
-            raise ConfigError(f"--lesion-area must be MIN,MAX with 0 < MIN <= MAX <= 1 (fractions of the frame), "
-                              f"got {lo},{hi}")
-        if not 0.0 <= self.overlay_prob <= 1.0:
+        if self.lesion_area is not None:
+            lo, hi = self.lesion_area
+            if not 0.0 < lo <= hi <= 1.0:
+                raise ConfigError(f"--lesion-area must be MIN,MAX with 0 < MIN <= MAX <= 1 (fractions of the frame), "
+                                  f"got {lo},{hi}")
+        if self.overlay_prob is not None and not 0.0 <= self.overlay_prob <= 1.0:
             raise ConfigError(f"--overlay-prob must be between 0 and 1, got {self.overlay_prob}")
+        if self.scene is not None:
+            from synth.generator.scene_config import SceneConfig
+
+            SceneConfig.from_dict(self.scene, "the run's scene")
         if self.seed < 0:
             raise ConfigError(f"--seed must be zero or positive, got {self.seed}")
         return self
@@ -92,6 +103,26 @@ class RenderConfig:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    def scene_config(self):
+        """The SceneConfig this run samples from (its `scene`, or the packaged default)."""
+        from synth.generator.scene_config import SceneConfig, default_scene
+
+        return SceneConfig.from_dict(self.scene, "the run's scene") if self.scene is not None else default_scene()
+
+    def resolved(self) -> "RenderConfig":
+        """This config with the scene written out in full and the --lesion-area / --overlay-prob
+        shorthands folded into it (and mirrored back, so config.json shows one consistent recipe)."""
+        from synth.generator.scene_config import SceneConfig
+
+        data = self.scene_config().to_dict()
+        if self.lesion_area is not None:
+            data["lesion"]["area"] = [float(v) for v in self.lesion_area]
+        if self.overlay_prob is not None:
+            data["artefacts"]["overlay_prob"] = float(self.overlay_prob)
+        sc = SceneConfig.from_dict(data, "the run's scene")
+        return replace(self, scene=sc.to_dict(), lesion_area=tuple(sc.lesion.area),
+                       overlay_prob=sc.artefacts.overlay_prob)
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:

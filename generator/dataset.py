@@ -12,6 +12,7 @@ Layout of a dataset folder::
     index.jsonl       one JSON line per frame, sorted by id (written by `finalize`)
     coco.json         COCO instances for the lesion masks, checked with pycocotools
     config.json       the config of the run that owns this folder (written first)
+    scene.toml        rendered folders: the resolved scene file the run sampled from (also in config.json)
     images/ID.png     8 bit, RGB (channels 3) or single-channel grey (channels 1)
     masks/ID.png      uint8 instance mask: 0 background, k = lesion instance k
     depth/ID.png      16-bit depth in units of `manifest.depth_scale` metres (optional)
@@ -73,6 +74,11 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (indent for humans; keys in insertion order)."""
     _atomic_write_bytes(Path(path), (json.dumps(obj, indent=2, default=_json_default) + "\n").encode())
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a text file atomically (UTF-8)."""
+    _atomic_write_bytes(Path(path), text.encode("utf-8"))
 
 
 def read_json(path: Path) -> Any:
@@ -245,7 +251,7 @@ class DatasetWriter:
 
     # The folders a writer owns. Anything else in `root` is left alone.
     SUBDIRS = ("images", "masks", "depth", "specs", "records")
-    FILES = ("manifest.json", "index.jsonl", "coco.json", "config.json", "preview.png")
+    FILES = ("manifest.json", "index.jsonl", "coco.json", "config.json", "preview.png", "scene.toml")
 
     def _prepare(self, overwrite: bool, may_change: set[str]) -> None:
         root = self.root

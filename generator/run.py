@@ -25,7 +25,7 @@ import typer
 
 from synth import UserError, __version__
 from synth.generator.config import FRAME_INDEPENDENT, ConfigError, RenderConfig, default_threads
-from synth.generator.dataset import DatasetError, DatasetWriter, finalize_folder, frame_id, read_json
+from synth.generator.dataset import DatasetError, DatasetWriter, finalize_folder, frame_id, read_json, write_text
 from synth.generator.worker import CLASS_NAMES, DEPTH_SCALE_M, render_chunk
 
 
@@ -70,9 +70,52 @@ def _clean_stale_temp(root: Path) -> None:
             pass
 
 
+def _scene_check(root: Path, cfg: RenderConfig) -> tuple[str, ...]:
+    """Refuse, in one line naming the keys, a folder rendered from a different scene; returns config
+    keys that may differ after all (a folder from before scene files whose scene was the default)."""
+    import json
+
+    from synth.generator.scene_config import scene_diff
+
+    old_path = root / "config.json"
+    if not old_path.exists():
+        return ()
+    old = read_json(old_path)
+    new_scene = json.loads(json.dumps(cfg.scene))
+    legacy = old.get("scene") is None
+    if legacy:
+        # Rendered before scene files existed: it sampled from the default scene, with its own
+        # lesion area and overlay share (the pinned specs show the default scene draws the same).
+        try:
+            old_scene = RenderConfig(lesion_area=old.get("lesion_area"), overlay_prob=old.get("overlay_prob")).resolved().scene
+        except (UserError, TypeError, ValueError):
+            return ()  # not a config this code wrote: the general config check reports it
+        old_scene = json.loads(json.dumps(old_scene))
+    else:
+        old_scene = old["scene"]
+    diff = scene_diff(old_scene, new_scene) if isinstance(old_scene, dict) else ["scene"]
+    if diff:
+        more = f" and {len(diff) - 5} more" if len(diff) > 5 else ""
+        raise ConfigError(f"{root} holds a run of a different scene (differs in: {', '.join(diff[:5])}{more}); "
+                          "give the same --scene and --set, pass --overwrite to replace it, or choose another --out")
+    return ("scene",) if legacy else ()
+
+
+def write_scene_file(root: Path, cfg: RenderConfig) -> Path:
+    """scene.toml: the resolved scene of the run, with its comments (the same numbers as config.json)."""
+    from synth.generator.scene_config import HEADER, dumps
+
+    header = ("# The resolved scene this folder was rendered from (`synth render --scene` accepts it).\n" + HEADER)
+    path = root / "scene.toml"
+    write_text(path, dumps(cfg.scene_config(), header=header))
+    return path
+
+
 def _open_writer(root: Path, cfg: RenderConfig, overwrite: bool, shard: tuple[int, int]) -> DatasetWriter:
     """Prepare the folder; shards starting at the same moment may see each other half-way, so retry."""
     may_change = FRAME_INDEPENDENT
+    if not overwrite:
+        may_change = may_change + _scene_check(root, cfg)
     if shard[1] > 1:
         # Shards split range(n) among themselves: with different --n their blocks would overlap or leave gaps.
         may_change = tuple(k for k in FRAME_INDEPENDENT if k != "n")
@@ -115,9 +158,12 @@ def run_render(cfg: RenderConfig, *, overwrite: bool = False, preview: bool = Fa
     root = Path(cfg.out)
     if address is not None and not address.strip():
         raise ConfigError("--address must look like HOST:PORT")
+    # The scene written out in full: config.json records it, workers and Ray tasks receive it.
+    cfg = cfg.resolved()
     if cfg.device == "gpu" and backend == "local":
         _require_gpu()  # with Ray the GPUs are on the cluster's nodes: `plan` checks them
     writer = _open_writer(root, cfg, overwrite, shard)
+    write_scene_file(root, cfg)
     _clean_stale_temp(root)
 
     k, n_shards = shard
@@ -312,11 +358,14 @@ def _versions() -> dict:
 def finalize_run(root: Path, cfg: RenderConfig, stats: RunStats | None = None) -> dict:
     """index.jsonl, coco.json and manifest.json for a complete render run."""
     ids = [frame_id(i) for i in range(cfg.n)]
+    cfg = cfg.resolved()
+    write_scene_file(root, cfg)
     man = {
         "kind": "rendered",
         "command": "synth render",
         "argv": sys.argv,
         "config": cfg.to_json(),
+        "scene_file": "scene.toml",
         "seed": cfg.seed,
         "versions": _versions(),
         "depth_scale": DEPTH_SCALE_M,

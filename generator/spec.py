@@ -8,6 +8,12 @@ part in Blender); the scene's numbers come from its own stream keyed by the scen
 
 A spec is a JSON-able dict. Rendering a spec gives the same frame, so it is written next to every
 frame as `specs/ID.json`.
+
+The numbers drawn from (ranges, probabilities, choice tables) come from a scene config
+(generator/scene_config.py; the packaged default_scene.toml unless a run gives its own): this
+module keeps what is drawn, in which order, and how it combines. The default scene gives exactly
+the specs these functions gave when the numbers were literals here (tests/test_scene_pins.py), so
+the order of rng calls below is part of the format: change it only with SPEC_VERSION.
 """
 
 from __future__ import annotations
@@ -17,8 +23,8 @@ import math
 
 import numpy as np
 
-from synth.generator.config import RenderConfig
 from synth.generator.lumen import LumenSampler, LumenShape, TAU
+from synth.generator.scene_config import PARIS_TYPES, VIEW_TYPES, SceneConfig, default_scene
 
 # 2: camera starts 8-13 cm into the 30 cm lumen (from 1-6 cm, where a wide lens turned toward the
 # wall could see past the open start of the tube).
@@ -38,79 +44,93 @@ def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(rng.uniform(lo, hi))
 
 
+def _ur(rng: np.random.Generator, r: tuple[float, float]) -> float:
+    """A uniform draw from a scene range [min, max]."""
+    return float(rng.uniform(r[0], r[1]))
+
+
+def _ir(rng: np.random.Generator, r: tuple[int, int]) -> int:
+    """An integer draw from a scene integer range (both ends included)."""
+    return int(rng.integers(r[0], r[1] + 1))
+
+
 # --------------------------------------------------------------------------- scene
 
 
-def sample_scene(seed: int, scene_index: int) -> dict:
+def sample_scene(seed: int, scene_index: int, sc: SceneConfig | None = None) -> dict:
     """The lumen and its mucosa, shared by the frames of one scene."""
+    sc = sc or default_scene()
+    L, M = sc.lumen, sc.mucosa
+    V = M.vessels
     rng = _rng(seed, SCENE_STREAM, scene_index)
     length = 30.0
     n_bends = 2
     # Haustral folds: roughly periodic ring ridges with jitter.
-    spacing = _u(rng, 1.2, 2.6)  # v4: more numerous folds
-    fold_s, s = [], _u(rng, 1.0, 2.5)
+    spacing = _ur(rng, L.fold_spacing_cm)
+    fold_s, s = [], _ur(rng, L.fold_start_cm)
     while s < length - 1.0:
         fold_s.append(s)
-        s += spacing * _u(rng, 0.75, 1.3)
+        s += spacing * _ur(rng, L.fold_jitter)
     nf = len(fold_s)
     lumen = {
         "length": length,
-        "radius": _u(rng, 1.6, 2.6),
-        "radius_var": _u(rng, 0.0, 0.18),
-        "radius_wavelength": _u(rng, 6.0, 14.0),
+        "radius": _ur(rng, L.radius_cm),
+        "radius_var": _ur(rng, L.radius_variation),
+        "radius_wavelength": _ur(rng, L.radius_wavelength_cm),
         "radius_phase": _u(rng, 0, TAU),
-        "bend_amp": [_u(rng, 0.5, 3.0) for _ in range(2 * n_bends)],
-        "bend_wavelength": [_u(rng, 12.0, 40.0) for _ in range(2 * n_bends)],
+        "bend_amp": [_ur(rng, L.bend_amplitude_cm) for _ in range(2 * n_bends)],
+        "bend_wavelength": [_ur(rng, L.bend_wavelength_cm) for _ in range(2 * n_bends)],
         "bend_phase": [_u(rng, 0, TAU) for _ in range(2 * n_bends)],
-        "taeniae": _u(rng, 0.0, 0.14) if rng.random() < 0.6 else 0.0,
+        "taeniae": _ur(rng, L.taeniae) if rng.random() < L.taeniae_prob else 0.0,
         "taeniae_phase": _u(rng, 0, TAU),
         "fold_s": fold_s,
-        "fold_depth": [_u(rng, 0.12, 0.5) for _ in range(nf)],
-        "fold_width": [_u(rng, 0.15, 0.45) for _ in range(nf)],
-        "fold_sharpness": [_u(rng, 1.5, 4.0) for _ in range(nf)],
-        "fold_arc": [_u(rng, 0.0, 0.9) for _ in range(nf)],
-        "wall_noise": _u(rng, 0.0, 0.05),
+        "fold_depth": [_ur(rng, L.fold_depth) for _ in range(nf)],
+        "fold_width": [_ur(rng, L.fold_width_cm) for _ in range(nf)],
+        "fold_sharpness": [_ur(rng, L.fold_sharpness) for _ in range(nf)],
+        "fold_arc": [_ur(rng, L.fold_arc) for _ in range(nf)],
+        "wall_noise": _ur(rng, L.wall_noise),
         "wall_noise_phase": [_u(rng, 0, TAU) for _ in range(3)],
     }
-    # Mucosa colour: orange-red to yellowish pink in HSV (real frames, measured in the field of view:
-    # hue 11-25 deg, saturation 0.4-0.7); patches redder, vessels red to purple.
-    hue = _u(rng, 0.02, 0.065)
-    base = colorsys.hsv_to_rgb(hue, _u(rng, 0.3, 0.55), _u(rng, 0.6, 0.9))
-    patch = colorsys.hsv_to_rgb((hue - _u(rng, 0.0, 0.03)) % 1.0, _u(rng, 0.5, 0.75), _u(rng, 0.5, 0.8))
-    vessel = colorsys.hsv_to_rgb(_u(rng, -0.02, 0.01) % 1.0, _u(rng, 0.75, 0.95), _u(rng, 0.45, 0.75))
-    deep = colorsys.hsv_to_rgb(_u(rng, -0.08, -0.01) % 1.0, _u(rng, 0.4, 0.7), _u(rng, 0.35, 0.6))
-    mucus = colorsys.hsv_to_rgb(_u(rng, 0.08, 0.15), _u(rng, 0.15, 0.5), _u(rng, 0.8, 0.95))
+    # Mucosa colour in HSV (the default: orange-red to yellowish pink, as real frames measured in the
+    # field of view, hue 11-25 deg, saturation 0.4-0.7); patches redder, vessels red to purple.
+    hue = _ur(rng, M.hue)
+    base = colorsys.hsv_to_rgb(hue % 1.0, _ur(rng, M.saturation), _ur(rng, M.value))
+    patch = colorsys.hsv_to_rgb((hue - _ur(rng, M.patch_hue_shift)) % 1.0, _ur(rng, M.patch_saturation),
+                                _ur(rng, M.patch_value))
+    vessel = colorsys.hsv_to_rgb(_ur(rng, V.hue) % 1.0, _ur(rng, V.saturation), _ur(rng, V.value))
+    deep = colorsys.hsv_to_rgb(_ur(rng, V.deep_hue) % 1.0, _ur(rng, V.deep_saturation), _ur(rng, V.deep_value))
+    mucus = colorsys.hsv_to_rgb(_ur(rng, M.mucus_hue) % 1.0, _ur(rng, M.mucus_saturation), _ur(rng, M.mucus_value))
     mucosa = {
         "base_color": [float(c) for c in base],
         "patch_color": [float(c) for c in patch],
-        "color_variation": _u(rng, 0.1, 0.45),
+        "color_variation": _ur(rng, M.color_variation),
         # Baked surface (generator/texture.py): vessel trees at two depths, patches, mucus strands.
         "texture_seed": int(rng.integers(0, 2**31 - 1)),
         "vessels": {
-            "count": int(rng.integers(60, 320)),
-            "width_px": _u(rng, 1.0, 2.2),
+            "count": _ir(rng, V.count),
+            "width_px": _ur(rng, V.width_px),
             "color": [float(c) for c in vessel],
-            "contrast": _u(rng, 0.2, 0.7),
-            "deep_count": int(rng.integers(10, 50)),
-            "deep_width_px": _u(rng, 3.0, 7.0),
-            "deep_blur_px": _u(rng, 2.0, 5.0),
+            "contrast": _ur(rng, V.contrast),
+            "deep_count": _ir(rng, V.deep_count),
+            "deep_width_px": _ur(rng, V.deep_width_px),
+            "deep_blur_px": _ur(rng, V.deep_blur_px),
             "deep_color": [float(c) for c in deep],
-            "deep_contrast": _u(rng, 0.15, 0.45),
+            "deep_contrast": _ur(rng, V.deep_contrast),
         },
-        "mucus": _u(rng, 0.2, 0.6) if rng.random() < 0.35 else 0.0,
-        "mucus_strands": int(rng.integers(3, 25)),
+        "mucus": _ur(rng, M.mucus) if rng.random() < M.mucus_prob else 0.0,
+        "mucus_strands": _ir(rng, M.mucus_strands),
         "mucus_color": [float(c) for c in mucus],
-        "roughness": _u(rng, 0.3, 0.6),
-        "coat_weight": _u(rng, 0.6, 1.0),
-        "coat_roughness": _u(rng, 0.02, 0.15),
-        "subsurface_weight": _u(rng, 0.05, 0.3),
-        "bump_strength": _u(rng, 0.05, 0.3),
-        "bump_scale": _u(rng, 3.0, 12.0),
+        "roughness": _ur(rng, M.roughness),
+        "coat_weight": _ur(rng, M.coat_weight),
+        "coat_roughness": _ur(rng, M.coat_roughness),
+        "subsurface_weight": _ur(rng, M.subsurface_weight),
+        "bump_strength": _ur(rng, M.bump_strength),
+        "bump_scale": _ur(rng, M.bump_scale),
         # Wet speckle: a fine droplet relief whose normals face the scope light glint (an AOV that
         # post-processing adds after denoising, so the denoiser cannot smear the specks away).
-        "glint_scale": _u(rng, 4.0, 14.0),  # droplets per cm
-        "glint_relief": _u(rng, 0.3, 0.7),  # bump strength of the droplets: how far their normals tilt
-        "glint_threshold": _u(rng, 0.993, 0.999),  # |cos| between relief normal and view above which it glints
+        "glint_scale": _ur(rng, M.glint_scale),  # droplets per cm
+        "glint_relief": _ur(rng, M.glint_relief),  # bump strength of the droplets: how far their normals tilt
+        "glint_threshold": _ur(rng, M.glint_threshold),  # |cos| between relief normal and view above which it glints
         "texture_offset": [_u(rng, 0, 100) for _ in range(3)],
     }
     return {"index": scene_index, "lumen": lumen, "mucosa": mucosa}
@@ -159,29 +179,26 @@ def pixels_per_radian(cam: dict, resolution: int, rho: float) -> float:
     return half / t / math.cos(alpha) ** 2
 
 
-VIEW_TYPES = ("lumen", "oblique", "wall")
-VIEW_TYPE_P = (0.4, 0.3, 0.3)
-
-
-def sample_camera(rng: np.random.Generator, sampler: LumenSampler) -> dict:
-    shape = sampler.shape
-    # Far enough in that no ray of a 170 deg lens tilted 65 deg can leave through the open start
-    # (that needs a ray within ~15 deg of straight back), and 17+ cm of lumen ahead.
-    s_cam = _u(rng, 8.0, 13.0)
+def sample_camera(rng: np.random.Generator, sampler: LumenSampler, sc: SceneConfig | None = None) -> dict:
+    C = (sc or default_scene()).camera
+    # The default 8-13 cm is far enough in that no ray of a 170 deg lens tilted 65 deg can leave
+    # through the open start (that needs a ray within ~15 deg of straight back), and 17+ cm of lumen ahead.
+    s_cam = _ur(rng, C.depth_cm)
     k = int(np.searchsorted(sampler.s, s_cam))
     c, t, n, b = sampler.c[k], sampler.t[k], sampler.n[k], sampler.b[k]
     r_local = float(sampler.inside(c))  # wall distance at the centreline
     # View mix of real frames: down the lumen, oblique, or close to the wall (the scope is often
     # under 2 cm from the mucosa, and many frames are close-ups of the wall or of a lesion).
-    view = str(rng.choice(VIEW_TYPES, p=VIEW_TYPE_P))
-    tilt_deg, off_range = {"lumen": (abs(rng.normal(0, 10)), (0.0, 0.45)),
-                           "oblique": (_u(rng, 25, 50), (0.2, 0.6)),
-                           "wall": (_u(rng, 50, 80), (0.45, 0.8))}[view]
+    view = str(rng.choice(VIEW_TYPES, p=[C.views[v] for v in VIEW_TYPES]))
+    # All three tilts are drawn whatever the view (the order of draws is part of the spec format).
+    tilt_deg, off_range = {"lumen": (abs(rng.normal(0, C.lumen_tilt_sd_deg)), C.lumen_offset),
+                           "oblique": (_ur(rng, C.oblique_tilt_deg), C.oblique_offset),
+                           "wall": (_ur(rng, C.wall_tilt_deg), C.wall_offset)}[view]
     tilt = math.radians(tilt_deg)
     tilt_dir = _u(rng, 0, TAU)
     axis = math.cos(tilt_dir) * n + math.sin(tilt_dir) * b
     forward = _rotate(t, axis, tilt)
-    off = _u(rng, *off_range)
+    off = _ur(rng, off_range)
     if view == "lumen":
         ang = _u(rng, 0, TAU)
         side = math.cos(ang) * n + math.sin(ang) * b
@@ -194,7 +211,7 @@ def sample_camera(rng: np.random.Generator, sampler: LumenSampler) -> dict:
     roll = _u(rng, 0, TAU)
     up = _rotate(n - forward * (n @ forward), forward, roll)
     up /= np.linalg.norm(up)
-    fisheye = rng.random() < 0.7
+    fisheye = rng.random() < C.fisheye_prob
     return {
         "location": pos.tolist(),
         "forward": (forward / np.linalg.norm(forward)).tolist(),
@@ -202,7 +219,7 @@ def sample_camera(rng: np.random.Generator, sampler: LumenSampler) -> dict:
         "view": view,
         "toward_wall": bool(toward_wall),
         "lens": "fisheye" if fisheye else "perspective",
-        "fov_deg": _u(rng, 140, 170) if fisheye else _u(rng, 100, 125),
+        "fov_deg": _ur(rng, C.fisheye_fov_deg) if fisheye else _ur(rng, C.perspective_fov_deg),
         "clip_start": 0.05,
     }
 
@@ -213,38 +230,41 @@ def sample_camera(rng: np.random.Generator, sampler: LumenSampler) -> dict:
 # roughly those of screening colonoscopy series: polypoid 0-I about two thirds (mostly sessile),
 # non-polypoid mostly flat elevated 0-IIa, depressed 0-IIc rare (The Paris endoscopic classification
 # of superficial neoplastic lesions, Gastrointest Endosc 2003; 58(6 Suppl): S3-S43).
-PARIS_TYPES = ("0-Ip", "0-Isp", "0-Is", "0-IIa", "0-IIc")
-PARIS_TYPE_P = (0.12, 0.12, 0.40, 0.30, 0.06)
+# (The shares are the default scene's lesion.paris.)
 PARIS_KIND = {"0-Ip": "pedunculated", "0-Isp": "pedunculated", "0-Is": "sessile", "0-IIa": "flat", "0-IIc": "flat"}
 LESION_TYPES = ("sessile", "pedunculated", "flat")
 
 
-def _lesion_color(rng: np.random.Generator, paris: str) -> dict:
+def _lesion_color(rng: np.random.Generator, paris: str, sc: SceneConfig) -> dict:
     """A tint multiplying the mucosa's own albedo: lesions are the same tissue, a little redder
     (adenomas, congested surface) or paler (serrated lesions with a yellowish mucus cap)."""
-    if paris == "0-IIa" and rng.random() < 0.5:
-        tint = [_u(rng, 1.0, 1.15), _u(rng, 1.0, 1.15), _u(rng, 0.75, 0.95)]  # pale, yellowish
-    elif rng.random() < 0.65:
-        r = _u(rng, 0.95, 1.05)
-        tint = [r, _u(rng, 0.65, 0.92), _u(rng, 0.65, 0.95)]  # redder
+    K = sc.lesion.color
+    if paris == "0-IIa" and rng.random() < K.pale_flat_prob:
+        t = K.pale_flat_tint
+        tint = [_ur(rng, t["r"]), _ur(rng, t["g"]), _ur(rng, t["b"])]  # pale, yellowish
+    elif rng.random() < K.red_prob:
+        t = K.red_tint
+        r = _ur(rng, t["r"])
+        tint = [r, _ur(rng, t["g"]), _ur(rng, t["b"])]  # redder
     else:
-        g = _u(rng, 1.0, 1.2)
-        tint = [g, g * _u(rng, 0.95, 1.05), g * _u(rng, 0.9, 1.05)]  # paler
-    return {"color": [float(c) for c in tint], "tint": _u(rng, 0.6, 1.0)}
+        t = K.pale_tint
+        g = _ur(rng, t["gain"])
+        tint = [g, g * _ur(rng, t["g"]), g * _ur(rng, t["b"])]  # paler
+    return {"color": [float(c) for c in tint], "tint": _ur(rng, K.strength)}
 
 
-# Base radius in cm each lesion type may take: sizes stretch within these to meet the frame's
-# apparent-size target, so a lesion never becomes implausibly large to look big.
-LESION_SIZE_CM = {"sessile": (0.15, 1.5), "pedunculated": (0.2, 1.1), "flat": (0.25, 2.0)}
-# Default apparent area of one lesion as a fraction of the frame, drawn log-uniformly: from a
-# small lesion down the lumen to a close-up like the polyp-centred frames of Kvasir-SEG.
-DEFAULT_LESION_AREA = RenderConfig.lesion_area
-DEFAULT_OVERLAY_PROB = RenderConfig.overlay_prob
+# Of the default scene (lesion.size_cm, lesion.area, artefacts.overlay_prob). Base radii stretch
+# within a type's size range to meet the frame's apparent-size target, so a lesion never becomes
+# implausibly large to look big; the apparent area is drawn log-uniformly, from a small lesion down
+# the lumen to a close-up like the polyp-centred frames of Kvasir-SEG.
+LESION_SIZE_CM = {k: tuple(v) for k, v in default_scene().lesion.size_cm.items()}
+DEFAULT_LESION_AREA = default_scene().lesion.area
+DEFAULT_OVERLAY_PROB = default_scene().artefacts.overlay_prob
 
 
 def sample_lesion(rng: np.random.Generator, sampler: LumenSampler, cam: dict, mucosa: dict,
                   resolution: int, min_pixels: int, fov_radius: float, instance: int,
-                  area: tuple[float, float] = DEFAULT_LESION_AREA) -> dict | None:
+                  area: tuple[float, float] | None = None, sc: SceneConfig | None = None) -> dict | None:
     """A lesion on a wall point the camera sees directly, of a drawn apparent size; None if none fits.
 
     The apparent area (fraction of the frame) is drawn log-uniformly from `area`. Candidate wall
@@ -253,15 +273,16 @@ def sample_lesion(rng: np.random.Generator, sampler: LumenSampler, cam: dict, mu
     target on a log scale wins. Occlusion by folds and the lesion's own shape make the rendered
     area differ from the target: the mask, not this estimate, decides the label.
     """
-    paris = str(rng.choice(PARIS_TYPES, p=PARIS_TYPE_P))
+    sc = sc or default_scene()
+    S = sc.lesion
+    area = S.area if area is None else area
+    paris = str(rng.choice(PARIS_TYPES, p=[S.paris[t] for t in PARIS_TYPES]))
     kind = PARIS_KIND[paris]
-    height = {"0-Ip": (0.8, 1.0), "0-Isp": (0.7, 1.0), "0-Is": (0.35, 0.95), "0-IIa": (0.05, 0.22),
-              "0-IIc": (-0.08, -0.02)}[paris]
-    height = _u(rng, *height)
-    size_lo, size_hi = LESION_SIZE_CM[kind]
+    height = _ur(rng, S.height[paris])
+    size_lo, size_hi = S.size_cm[kind]
     origin = np.asarray(cam["location"], float)
-    les_stalk = {"0-Ip": (0.3, 1.0), "0-Isp": (0.05, 0.25)}.get(paris)
-    les_stalk = _u(rng, *les_stalk) if les_stalk else 0.0
+    les_stalk = S.stalk_length_cm.get(paris)
+    les_stalk = _ur(rng, les_stalk) if les_stalk else 0.0
     target_area = math.exp(_u(rng, math.log(area[0]), math.log(area[1])))
     target_px = math.sqrt(target_area / math.pi) * resolution  # radius in pixels of that area
     # The label needs visible pixels: never aim below comfortably above the threshold.
@@ -269,7 +290,7 @@ def sample_lesion(rng: np.random.Generator, sampler: LumenSampler, cam: dict, mu
     target_px = max(target_px, need_px)
     best, best_err = None, math.inf
     for _ in range(64):
-        rho = fov_radius * math.sqrt(_u(rng, 0.02, 0.75))
+        rho = fov_radius * math.sqrt(_ur(rng, S.position_r2))
         phi = _u(rng, 0, TAU)
         x, y = rho * math.cos(phi), rho * math.sin(phi)
         ray = pixel_direction(cam, x, y)
@@ -312,21 +333,21 @@ def sample_lesion(rng: np.random.Generator, sampler: LumenSampler, cam: dict, mu
         "spin": _u(rng, 0, TAU),
         "size": size,  # base radius, cm
         "height": height,  # height / base radius
-        "elongation": _u(rng, 0.75, 1.3),
-        "lobes": int(rng.integers(3, 8)),
-        "lobulation": _u(rng, 0.0, 0.25),
+        "elongation": _ur(rng, S.elongation),
+        "lobes": _ir(rng, S.lobes),
+        "lobulation": _ur(rng, S.lobulation),
         "image_xy": [x, y],
         "distance": dist,
         "target_area": target_area,  # drawn apparent area (fraction of the frame); the mask has the real one
-        "pit_scale": _u(rng, 15.0, 50.0),
-        "pit_strength": _u(rng, 0.1, 0.6),
-        "roughness": _u(rng, 0.25, 0.55),
-        **_lesion_color(rng, paris),
+        "pit_scale": _ur(rng, S.pit_scale),
+        "pit_strength": _ur(rng, S.pit_strength),
+        "roughness": _ur(rng, S.roughness),
+        **_lesion_color(rng, paris, sc),
     }
     if kind == "pedunculated":
         lesion["stalk_length"] = les_stalk
-        lesion["stalk_radius"] = _u(rng, 0.2, 0.4) if paris == "0-Ip" else _u(rng, 0.45, 0.75)  # of the head radius
-        lesion["stalk_tilt"] = _u(rng, 0.0, 0.7)
+        lesion["stalk_radius"] = _ur(rng, S.stalk_radius[paris])  # of the head radius
+        lesion["stalk_tilt"] = _ur(rng, S.stalk_tilt)
         lesion["stalk_tilt_dir"] = _u(rng, 0, TAU)
     return lesion
 
@@ -337,53 +358,61 @@ def sample_lesion(rng: np.random.Generator, sampler: LumenSampler, cam: dict, mu
 OVERLAY_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ/:. "
 
 
-def _overlay(rng: np.random.Generator) -> dict:
+def _overlay(rng: np.random.Generator, sc: SceneConfig) -> dict:
     """The processor's on-screen graphics (see post.draw_overlay): text lines and a thumbnail box."""
-    lines = ["".join(rng.choice(list(OVERLAY_CHARS), size=int(rng.integers(4, 11)))).strip() or "0"
-             for _ in range(int(rng.integers(0, 6)))]
-    grey = _u(rng, 0.75, 1.0)
+    O = sc.artefacts.overlay
+    lines = ["".join(rng.choice(list(OVERLAY_CHARS), size=_ir(rng, O.line_chars))).strip() or "0"
+             for _ in range(_ir(rng, O.lines))]
+    grey = _ur(rng, O.text_grey)
     box = None
-    if rng.random() < 0.6:
-        box = {"w": _u(rng, 0.2, 0.36), "h": _u(rng, 0.18, 0.34), "color": [0.0, 0.0, 0.0],
-               "guide": _u(rng, 0, TAU) if rng.random() < 0.6 else None}
-    return {"text_lines": lines, "text_color": [grey, grey, grey * _u(rng, 0.85, 1.0)], "box": box}
+    if rng.random() < O.box_prob:
+        box = {"w": _ur(rng, O.box_width), "h": _ur(rng, O.box_height), "color": [0.0, 0.0, 0.0],
+               "guide": _u(rng, 0, TAU) if rng.random() < O.guide_prob else None}
+    return {"text_lines": lines, "text_color": [grey, grey, grey * _ur(rng, O.text_blue)], "box": box}
 
 
-def sample_artefacts(rng: np.random.Generator, overlay_prob: float = RenderConfig.overlay_prob) -> dict:
-    """2-D effects applied after rendering; sizes are fractions of the image width."""
+def sample_artefacts(rng: np.random.Generator, overlay_prob: float | None = None,
+                     sc: SceneConfig | None = None) -> dict:
+    """2-D effects applied after rendering; sizes are fractions of the image width.
+    `overlay_prob`, when given, replaces the scene's artefacts.overlay_prob."""
+    sc = sc or default_scene()
+    A = sc.artefacts
+    overlay_prob = A.overlay_prob if overlay_prob is None else overlay_prob
     a: dict = {
-        "fov_shape": "circle" if rng.random() < 0.6 else "octagon",
-        "fov_radius": _u(rng, 0.9, 1.02),
-        "vignetting": _u(rng, 0.1, 0.4),
+        "fov_shape": "circle" if rng.random() < A.circle_fov_prob else "octagon",
+        "fov_radius": _ur(rng, A.fov_radius),
+        "vignetting": _ur(rng, A.vignetting),
         # Real processors expose for the near wall, which often clips to white.
-        "exposure": _u(rng, -0.4, 0.4),
-        "gamma": _u(rng, 0.95, 1.25),
-        "noise_sigma": _u(rng, 0.003, 0.025),
+        "exposure": _ur(rng, A.exposure),
+        "gamma": _ur(rng, A.gamma),
+        "noise_sigma": _ur(rng, A.noise_sigma),
         "post_seed": int(rng.integers(0, 2**31 - 1)),
-        "tone": {"black": _u(rng, 0.006, 0.04), "saturation": _u(rng, 0.9, 1.15)},
-        "glint_strength": _u(rng, 3.0, 14.0),
-        "chromatic_aberration": _u(rng, 0.0, 0.008),
+        "tone": {"black": _ur(rng, A.black_level), "saturation": _ur(rng, A.saturation)},
+        "glint_strength": _ur(rng, A.glint_strength),
+        "chromatic_aberration": _ur(rng, A.chromatic_aberration),
     }
-    a["overlay"] = _overlay(rng) if rng.random() < overlay_prob else None
-    a["motion_blur"] = {"length": _u(rng, 0.008, 0.04), "angle": _u(rng, 0, 180)} if rng.random() < 0.25 else None
-    a["defocus"] = {"sigma": _u(rng, 0.002, 0.008)} if rng.random() < 0.25 else None
-    a["jpeg_quality"] = int(rng.integers(55, 96)) if rng.random() < 0.6 else None
+    a["overlay"] = _overlay(rng, sc) if rng.random() < overlay_prob else None
+    a["motion_blur"] = ({"length": _ur(rng, A.motion_blur_length), "angle": _u(rng, 0, 180)}
+                        if rng.random() < A.motion_blur_prob else None)
+    a["defocus"] = {"sigma": _ur(rng, A.defocus_sigma)} if rng.random() < A.defocus_prob else None
+    a["jpeg_quality"] = _ir(rng, A.jpeg_quality) if rng.random() < A.jpeg_prob else None
     a["bubbles"] = (
-        [{"x": _u(rng, -0.7, 0.7), "y": _u(rng, -0.7, 0.7), "r": _u(rng, 0.006, 0.05)}
-         for _ in range(int(rng.integers(1, 10)))]
-        if rng.random() < 0.08 else []
+        [{"x": _ur(rng, A.bubbles_position), "y": _ur(rng, A.bubbles_position), "r": _ur(rng, A.bubbles_radius)}
+         for _ in range(_ir(rng, A.bubbles_count))]
+        if rng.random() < A.bubbles_prob else []
     )
+    fc, rc = A.fluid_color, A.residue_color
     a["fluid"] = (
-        {"angle": _u(rng, 0, TAU), "extent": _u(rng, 0.15, 0.45), "color": [_u(rng, 0.55, 0.8), _u(rng, 0.45, 0.65),
-                                                                              _u(rng, 0.15, 0.3)],
-         "opacity": _u(rng, 0.25, 0.6)}
-        if rng.random() < 0.15 else None
+        {"angle": _u(rng, 0, TAU), "extent": _ur(rng, A.fluid_extent),
+         "color": [_ur(rng, fc["r"]), _ur(rng, fc["g"]), _ur(rng, fc["b"])],
+         "opacity": _ur(rng, A.fluid_opacity)}
+        if rng.random() < A.fluid_prob else None
     )
     a["residue"] = (
-        [{"x": _u(rng, -0.75, 0.75), "y": _u(rng, -0.75, 0.75), "r": _u(rng, 0.01, 0.05),
-          "color": [_u(rng, 0.45, 0.7), _u(rng, 0.35, 0.55), _u(rng, 0.1, 0.25)]}
-         for _ in range(int(rng.integers(1, 6)))]
-        if rng.random() < 0.12 else []
+        [{"x": _ur(rng, A.residue_position), "y": _ur(rng, A.residue_position), "r": _ur(rng, A.residue_radius),
+          "color": [_ur(rng, rc["r"]), _ur(rng, rc["g"]), _ur(rng, rc["b"])]}
+         for _ in range(_ir(rng, A.residue_count))]
+        if rng.random() < A.residue_prob else []
     )
     return a
 
@@ -411,31 +440,38 @@ def lesion_frame(seed: int, index: int, lesion_prob: float) -> bool:
 def frame_spec(*, seed: int, index: int, lesion_prob: float, resolution: int, frames_per_scene: int,
                min_lesion_pixels: int, render: dict, scene: dict | None = None,
                sampler: LumenSampler | None = None,
-               lesion_area: tuple[float, float] = DEFAULT_LESION_AREA,
-               overlay_prob: float = DEFAULT_OVERLAY_PROB) -> dict:
-    """The complete spec of frame `index`. `scene`/`sampler` may be passed in to reuse work."""
+               lesion_area: tuple[float, float] | None = None,
+               overlay_prob: float | None = None, scene_config: SceneConfig | None = None) -> dict:
+    """The complete spec of frame `index`, drawn from `scene_config` (default: the packaged scene).
+
+    `scene`/`sampler` may be passed in to reuse work. `lesion_area` and `overlay_prob`, when given,
+    replace the scene config's lesion.area and artefacts.overlay_prob."""
+    sc = scene_config or default_scene()
     scene_index = index // frames_per_scene
     if scene is None:
-        scene = sample_scene(seed, scene_index)
+        scene = sample_scene(seed, scene_index, sc)
     if sampler is None:
         sampler = LumenSampler(LumenShape.from_dict(scene["lumen"]))
     rng = _rng(seed, FRAME_STREAM, index)
     wants_lesion = lesion_frame(seed, index, lesion_prob)
-    n_lesions = int(rng.choice([1, 2, 3], p=[0.8, 0.15, 0.05])) if wants_lesion else 0
-    cam = sample_camera(rng, sampler)
-    art = sample_artefacts(rng, overlay_prob)
+    counts = sc.lesion.count
+    n_lesions = int(rng.choice([int(k) for k in counts], p=list(counts.values()))) if wants_lesion else 0
+    cam = sample_camera(rng, sampler, sc)
+    art = sample_artefacts(rng, overlay_prob, sc)
     lesions = []
+    area = tuple(lesion_area) if lesion_area is not None else sc.lesion.area
     for k in range(n_lesions):
         les = sample_lesion(rng, sampler, cam, scene["mucosa"], resolution, min_lesion_pixels,
-                            min(art["fov_radius"], 1.0) * 0.85, instance=k + 1, area=tuple(lesion_area))
+                            min(art["fov_radius"], 1.0) * 0.85, instance=k + 1, area=area, sc=sc)
         if les is not None:
             lesions.append(les)
+    G = sc.light
     light = {
-        "power": _u(rng, 25.0, 70.0),  # W; scene units are cm, inverse-square falloff darkens the far lumen
-        "radius": _u(rng, 0.05, 0.2),
-        "offset": [_u(rng, -0.15, 0.15), _u(rng, -0.15, 0.15)],
-        "count": int(rng.integers(1, 3)),
-        "color_temp": _u(rng, 0.0, 1.0),  # 0 neutral white, 1 slightly warm
+        "power": _ur(rng, G.power_w),  # W; scene units are cm, inverse-square falloff darkens the far lumen
+        "radius": _ur(rng, G.radius_cm),
+        "offset": [_ur(rng, G.offset_cm), _ur(rng, G.offset_cm)],
+        "count": _ir(rng, G.count),
+        "color_temp": _ur(rng, G.warmth),  # 0 neutral white, 1 slightly warm
     }
     return {
         "spec_version": SPEC_VERSION,
@@ -453,17 +489,19 @@ def frame_spec(*, seed: int, index: int, lesion_prob: float, resolution: int, fr
 
 
 def frame_specs(*, seed: int, indices, lesion_prob: float, resolution: int, frames_per_scene: int,
-                min_lesion_pixels: int, render: dict, lesion_area: tuple[float, float] = DEFAULT_LESION_AREA,
-                overlay_prob: float = DEFAULT_OVERLAY_PROB):
+                min_lesion_pixels: int, render: dict, lesion_area: tuple[float, float] | None = None,
+                overlay_prob: float | None = None, scene_config: SceneConfig | None = None):
     """Specs for many frames, reusing each scene's lumen tables (same result as one at a time)."""
+    sc = scene_config or default_scene()
     cache: dict[int, tuple[dict, LumenSampler]] = {}
     for i in indices:
         si = i // frames_per_scene
         if si not in cache:
             cache.clear()
-            sc = sample_scene(seed, si)
-            cache[si] = (sc, LumenSampler(LumenShape.from_dict(sc["lumen"])))
-        sc, sm = cache[si]
+            scene = sample_scene(seed, si, sc)
+            cache[si] = (scene, LumenSampler(LumenShape.from_dict(scene["lumen"])))
+        scene, sm = cache[si]
         yield frame_spec(seed=seed, index=i, lesion_prob=lesion_prob, resolution=resolution,
                          frames_per_scene=frames_per_scene, min_lesion_pixels=min_lesion_pixels,
-                         render=render, scene=sc, sampler=sm, lesion_area=lesion_area, overlay_prob=overlay_prob)
+                         render=render, scene=scene, sampler=sm, lesion_area=lesion_area, overlay_prob=overlay_prob,
+                         scene_config=sc)

@@ -75,13 +75,17 @@ def render_chunk(cfg_json: dict, indices: list[int], threads: int, progress=None
         return stats
     t0 = time.perf_counter()
     parent = os.getppid()
+    # The run hands over its resolved scene (cfg.scene), never a file name: every worker, local or
+    # on a Ray node, samples from exactly the distributions the run recorded.
+    cfg = cfg.resolved()
+    scene_config = cfg.scene_config()
     renderer = FrameRenderer(cfg.resolution, cfg.render_settings, threads, cfg.device)
     stats["rss_mb_start"] = rss_mb()
     try:
         for spec in frame_specs(seed=cfg.seed, indices=todo, lesion_prob=cfg.lesion_prob,
                                 resolution=cfg.resolution, frames_per_scene=cfg.frames_per_scene,
                                 min_lesion_pixels=cfg.lesion_pixel_threshold, render=cfg.render_settings,
-                                lesion_area=cfg.lesion_area, overlay_prob=cfg.overlay_prob):
+                                scene_config=scene_config):
             if os.getppid() != parent:
                 break  # the run that started us is gone (killed): stop instead of rendering on as an orphan
             out = render_frame(renderer, spec, cfg.lesion_pixel_threshold)
