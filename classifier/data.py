@@ -29,7 +29,7 @@ import numpy as np
 
 from synth import UserError
 from synth.generator.dataset import Dataset, DatasetError
-from synth.generator.importers import stratified_split
+from synth.generator.splits import holdout_split, stratified_split  # noqa: F401  (holdout_split: also this module's API)
 
 
 class ClassifyError(UserError):
@@ -203,24 +203,6 @@ def select_sources(
             raise ClassifyError(f"test source {sel.spec} selects no frames")
     check_disjoint(train_sel, test_sel)
     return names, train_sel, test_sel
-
-
-def holdout_split(ds: Dataset, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(training pool, held-out test) indices of a folder that is both trained and tested on.
-
-    Frames are split stratified by label. Patches cut from one frame (`synth data patches`:
-    records with a "window") are split by that frame instead, so the lesion patch and the
-    normal patch of a frame are never on opposite sides: they share lighting, colour and
-    texture, and a test patch must not have a sibling among the training ones.
-    """
-    if not any("window" in r.extra for r in ds.records):
-        train, test = stratified_split(ds.labels(), [1.0 - holdout, holdout], seed)
-        return train, test
-    groups = sorted({r.source for r in ds.records})
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 7919, 1]))
-    held = set(np.asarray(groups, dtype=object)[rng.permutation(len(groups))[: int(round(holdout * len(groups)))]])
-    is_test = np.array([r.source in held for r in ds.records])
-    return np.flatnonzero(~is_test), np.flatnonzero(is_test)
 
 
 def _fraction(ds: Dataset, idx: np.ndarray, fraction: float, seed: int) -> np.ndarray:

@@ -249,7 +249,7 @@ def _names(paths: list[str]) -> list[str]:
 def share(ds: Dataset, idx: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """A stratified `fraction` of `idx`, nested in the fraction for one seed (as `synth classify`
     draws DIR:FRACTION: the 5 % frames are inside the 10 %)."""
-    from synth.generator.importers import stratified_split
+    from synth.generator.splits import stratified_split
 
     if fraction >= 1.0:
         return idx
@@ -520,7 +520,7 @@ class Evaluation:
             self._patches(f, pool, test)
 
     def _split(self, f: Folder) -> tuple[np.ndarray, np.ndarray]:
-        from synth.classifier.data import holdout_split
+        from synth.generator.splits import holdout_split
 
         b, seed = self.budget, self.cfg.seed
         pool, test = holdout_split(f.dataset, b.holdout, seed)

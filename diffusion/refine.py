@@ -279,7 +279,7 @@ def style_pool(reals: list[Dataset], holdout: float, seed: int) -> list[tuple[Da
     With `holdout` > 0 only each folder's training pool: the frames `synth classify --holdout H
     --seed N` trains on when the folder is also its test folder, so no test frame lends its style.
     """
-    from synth.classifier.data import holdout_split
+    from synth.generator.splits import holdout_split
 
     pool = []
     for ds in reals:

@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from synth.generator.dataset import DatasetError, DatasetWriter, frame_id, is_gray, read_gray, read_image
+from synth.generator.splits import stratified_split  # noqa: F401  (its old home; callers may import it here)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
@@ -199,19 +200,3 @@ def class_names_arg(text: str | None) -> list[str] | None:
     if len(set(names)) != len(names):
         raise DatasetError(f"--class-names has duplicates: {text}")
     return names
-
-
-def stratified_split(labels: Sequence[str], fractions: Sequence[float], seed: int) -> list[np.ndarray]:
-    """Split indices into len(fractions) disjoint groups per class, reproducibly from `seed`."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 7919]))
-    labels = np.asarray(labels)
-    groups: list[list[int]] = [[] for _ in fractions]
-    for c in sorted(set(labels.tolist())):
-        idx = np.flatnonzero(labels == c)
-        rng.shuffle(idx)
-        cuts = np.floor(np.cumsum(fractions) / np.sum(fractions) * len(idx)).astype(int)
-        start = 0
-        for g, end in enumerate(cuts):
-            groups[g].extend(idx[start:end].tolist())
-            start = end
-    return [np.array(sorted(g), dtype=np.int64) for g in groups]
