@@ -2,7 +2,8 @@
 
 Imports only typer at module level so `synth --help` stays instant; torch, bpy and friends are
 imported inside the command that needs them. User mistakes (`synth.UserError`) become a one-line
-`error: ...` on stderr and exit code 2, never a traceback.
+`error: ...` on stderr and exit code 2, never a traceback: one handler, in the root command group
+(`_Commands`), catches them for every command and sub-command, so commands simply raise.
 """
 
 from __future__ import annotations
@@ -12,10 +13,31 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+import typer.core
 
 from synth import UserError
 
+
+def fail(message: str) -> None:
+    """Print a one-line error and exit 2 (the convention for usage errors)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+class _Commands(typer.core.TyperGroup):
+    """The root command group: a `UserError` raised by any command, sub-command or option parser
+    becomes `error: ...` and exit code 2. It sits in the group that click invokes, not in `main()`,
+    so typer's CliRunner (which calls the app) gets what the installed `synth` script gives."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UserError as e:
+            fail(str(e))
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="synth",
     help="Labelled synthetic medical images: render, refine, augment, classify.",
     no_args_is_help=True,
@@ -26,12 +48,6 @@ data_app = typer.Typer(help="Bring real image collections into the synth dataset
 app.add_typer(data_app, name="data")
 scene_app = typer.Typer(help="Scene files: the distributions rendered frames are drawn from.", no_args_is_help=True)
 app.add_typer(scene_app, name="scene")
-
-
-def fail(message: str) -> None:
-    """Print a one-line error and exit 2 (the convention for usage errors)."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
 
 
 # --------------------------------------------------------------------------- render
@@ -88,24 +104,21 @@ def render(
     from synth.generator.config import RenderConfig, parse_area, parse_shard
     from synth.generator.scene_config import resolve_scene
 
-    try:
-        scene_config = resolve_scene(scene, set_)
-        cfg = RenderConfig(
-            n=n, out=str(out), lesion_prob=lesion_prob, seed=seed, resolution=resolution, quality=quality,
-            samples=samples, frames_per_scene=frames_per_scene, device=device,
-            min_lesion_pixels=min_lesion_pixels, lesion_area=parse_area(lesion_area) if lesion_area else None,
-            overlay_prob=overlay_prob, scene=scene_config.to_dict(),
-        )
-        cfg.validate()
-        shard_k, shard_n = parse_shard(shard)
-        from synth.generator.run import run_render
+    scene_config = resolve_scene(scene, set_)
+    cfg = RenderConfig(
+        n=n, out=str(out), lesion_prob=lesion_prob, seed=seed, resolution=resolution, quality=quality,
+        samples=samples, frames_per_scene=frames_per_scene, device=device,
+        min_lesion_pixels=min_lesion_pixels, lesion_area=parse_area(lesion_area) if lesion_area else None,
+        overlay_prob=overlay_prob, scene=scene_config.to_dict(),
+    )
+    cfg.validate()
+    shard_k, shard_n = parse_shard(shard)
+    from synth.generator.run import run_render
 
-        run_render(
-            cfg, overwrite=overwrite, preview=preview, workers=workers, shard=(shard_k, shard_n),
-            backend=backend, address=address, threads=threads, frames_per_process=frames_per_process,
-        )
-    except UserError as e:
-        fail(str(e))
+    run_render(
+        cfg, overwrite=overwrite, preview=preview, workers=workers, shard=(shard_k, shard_n),
+        backend=backend, address=address, threads=threads, frames_per_process=frames_per_process,
+    )
 
 
 @app.command()
@@ -114,12 +127,9 @@ def merge(
     preview: bool = typer.Option(False, "--preview", help="Also write preview.png."),
 ) -> None:
     """Finalize a dataset rendered in shards: check every frame is there, write index, COCO and manifest."""
-    try:
-        from synth.generator.run import merge_shards
+    from synth.generator.run import merge_shards
 
-        merge_shards(out, preview=preview)
-    except UserError as e:
-        fail(str(e))
+    merge_shards(out, preview=preview)
 
 
 @scene_app.command("show")
@@ -131,10 +141,7 @@ def scene_show(
     """Print the resolved scene file (default, --scene FILE, then each --set) with a comment per key."""
     from synth.generator.scene_config import dumps, resolve_scene
 
-    try:
-        typer.echo(dumps(resolve_scene(scene, set_)), nl=False)
-    except UserError as e:
-        fail(str(e))
+    typer.echo(dumps(resolve_scene(scene, set_)), nl=False)
 
 
 # --------------------------------------------------------------------------- data import
@@ -158,22 +165,19 @@ def data_import(
     """Import real images (Kvasir-SEG pairs, class folders, MedMNIST .npz) as a synth dataset."""
     from synth.generator.importers import ImportConfig, class_names_arg, import_dataset
 
-    try:
-        if layout == "auto":
-            layout = "npz" if source.suffix == ".npz" else "pairs" if (source / "masks").is_dir() else "classes"
-        cfg = ImportConfig(
-            source=str(source), out=str(out), layout=layout, label=label, split=split,
-            class_names=class_names_arg(class_names), resolution=resolution, limit=limit, seed=seed,
-            overwrite=overwrite,
-        )
-        path = import_dataset(cfg)
-        from synth.generator.dataset import Dataset
+    if layout == "auto":
+        layout = "npz" if source.suffix == ".npz" else "pairs" if (source / "masks").is_dir() else "classes"
+    cfg = ImportConfig(
+        source=str(source), out=str(out), layout=layout, label=label, split=split,
+        class_names=class_names_arg(class_names), resolution=resolution, limit=limit, seed=seed,
+        overwrite=overwrite,
+    )
+    path = import_dataset(cfg)
+    from synth.generator.dataset import Dataset
 
-        ds = Dataset.open(path)
-        counts = ds.manifest["counts"]["per_class"]
-        typer.echo(f"imported {len(ds)} images into {path} ({', '.join(f'{k}: {v}' for k, v in counts.items())})")
-    except UserError as e:
-        fail(str(e))
+    ds = Dataset.open(path)
+    counts = ds.manifest["counts"]["per_class"]
+    typer.echo(f"imported {len(ds)} images into {path} ({', '.join(f'{k}: {v}' for k, v in counts.items())})")
 
 
 @data_app.command("patches")
@@ -193,15 +197,12 @@ def data_patches(
     """Cut a lesion patch and a lesion-free patch from every frame: both classes from the same frames."""
     from synth.generator.patches import PatchConfig, make_patches
 
-    try:
-        counts = make_patches(PatchConfig(
-            source=str(source), out=str(out), size=size, fov_radius=fov_radius, dark=dark, max_outside=max_outside,
-            min_lesion=min_lesion, margin=margin, resolution=resolution, seed=seed, overwrite=overwrite))
-        typer.echo(f"{counts['lesion']} lesion and {counts['normal']} normal patches from {counts['frames']} frames "
-                   f"into {out} (no lesion window in {counts['no_lesion_window']} lesion frames, "
-                   f"no normal window in {counts['no_normal_window']} frames)")
-    except UserError as e:
-        fail(str(e))
+    counts = make_patches(PatchConfig(
+        source=str(source), out=str(out), size=size, fov_radius=fov_radius, dark=dark, max_outside=max_outside,
+        min_lesion=min_lesion, margin=margin, resolution=resolution, seed=seed, overwrite=overwrite))
+    typer.echo(f"{counts['lesion']} lesion and {counts['normal']} normal patches from {counts['frames']} frames "
+               f"into {out} (no lesion window in {counts['no_lesion_window']} lesion frames, "
+               f"no normal window in {counts['no_normal_window']} frames)")
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -224,23 +225,20 @@ def evaluate(
     """Will these synthetic frames help on my real data? Realism, transfer and low-data curves in one report."""
     from synth.classifier.evaluate import EvaluateConfig, run_evaluate
 
-    try:
-        cfg = EvaluateConfig(synthetic=str(synthetic), real=[str(p) for p in real], out=str(out), budget=budget,
-                             set=list(set_), seed=seed, threads=threads, overwrite=overwrite)
-        cfg.validate()  # bad input fails before the progress bar appears
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    cfg = EvaluateConfig(synthetic=str(synthetic), real=[str(p) for p in real], out=str(out), budget=budget,
+                         set=list(set_), seed=seed, threads=threads, overwrite=overwrite)
+    cfg.validate()  # bad input fails before the progress bar appears
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                      TimeElapsedColumn(), transient=True) as bar:
-            task = bar.add_task("evaluating", total=1.0)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("evaluating", total=1.0)
 
-            def progress(done: float, total: float, what: str) -> None:
-                bar.update(task, completed=done / total if total else 1.0, description=what[:70] or "evaluating")
+        def progress(done: float, total: float, what: str) -> None:
+            bar.update(task, completed=done / total if total else 1.0, description=what[:70] or "evaluating")
 
-            run_evaluate(cfg, log=lambda line: bar.console.print(line, markup=False, highlight=False, soft_wrap=True),
-                         progress=progress)
-    except UserError as e:
-        fail(str(e))
+        run_evaluate(cfg, log=lambda line: bar.console.print(line, markup=False, highlight=False, soft_wrap=True),
+                     progress=progress)
 
 
 # --------------------------------------------------------------------------- other parts
@@ -249,16 +247,13 @@ def evaluate(
 from synth.diffusion import commands as _diffusion_commands  # noqa: E402
 from synth.classifier import commands as _classifier_commands  # noqa: E402
 
-_diffusion_commands.register(app, fail)
-_classifier_commands.register(app, fail)
+_diffusion_commands.register(app)
+_classifier_commands.register(app)
 
 
 def main() -> None:
     try:
-        app()
-    except UserError as e:  # a user mistake that escaped a command's own handler
-        typer.echo(f"error: {e}", err=True)
-        sys.exit(2)
+        app()  # user mistakes are handled in _Commands.invoke
     except KeyboardInterrupt:
         typer.echo("interrupted: finished frames are kept; run the same command again to continue", err=True)
         sys.exit(130)

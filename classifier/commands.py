@@ -14,8 +14,9 @@ SOURCE_HELP = ("NAME=DIR[:FRACTION][@WEIGHT], repeatable. FRACTION takes a strat
                "NAME are pooled.")
 
 
-def register(app: typer.Typer, fail) -> None:
-    """Add this part's commands to the `synth` app. `fail(msg)` prints a one-line error and exits 2."""
+def register(app: typer.Typer) -> None:
+    """Add this part's commands to the `synth` app. A `UserError` they raise reaches the root
+    command group of cli.py, which prints it as one line and exits 2."""
 
     @app.command()
     def classify(
@@ -75,26 +76,23 @@ def register(app: typer.Typer, fail) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report folder."),
     ) -> None:
         """Train on some dataset folders, test on others (e.g. rendered -> real), write a report."""
-        try:
-            from synth.classifier.train import DEFAULT_CURVE, ClassifyConfig, run_classify
+        from synth.classifier.train import DEFAULT_CURVE, ClassifyConfig, run_classify
 
-            fractions = list(DEFAULT_CURVE)
-            if curve:
-                try:
-                    fractions = [float(t) for t in curve.split(",") if t.strip()]
-                except ValueError:
-                    raise UserError(f"--curve {curve!r}: give comma-separated fractions like 0,0.1,1") from None
-            cfg = ClassifyConfig(
-                train=list(train), test=list(test), out=str(out), model=model, protocol=protocol,
-                pretrain=list(pretrain), epochs=epochs, pretrain_epochs=pretrain_epochs, batch_size=batch_size,
-                lr=lr, finetune_lr=finetune_lr, size=size, fov=fov, fov_radius=fov_radius, holdout=holdout,
-                seed=seed, augment=augment, online_aug=online_aug, real_style=[str(p) for p in real_style],
-                real_style_method=real_style_method, real_style_prob=real_style_prob,
-                real_style_beta=real_style_beta, pretrained=pretrained,
-                weights=str(weights) if weights else None, freeze_backbone=freeze_backbone, positive=positive,
-                curve_fractions=fractions, curve_source=curve_source, threads=threads,
-                eval_each_epoch=eval_each_epoch, save_model=save_model, overwrite=overwrite,
-            )
-            run_classify(cfg, log=typer.echo)
-        except UserError as e:
-            fail(str(e))
+        fractions = list(DEFAULT_CURVE)
+        if curve:
+            try:
+                fractions = [float(t) for t in curve.split(",") if t.strip()]
+            except ValueError:
+                raise UserError(f"--curve {curve!r}: give comma-separated fractions like 0,0.1,1") from None
+        cfg = ClassifyConfig(
+            train=list(train), test=list(test), out=str(out), model=model, protocol=protocol,
+            pretrain=list(pretrain), epochs=epochs, pretrain_epochs=pretrain_epochs, batch_size=batch_size,
+            lr=lr, finetune_lr=finetune_lr, size=size, fov=fov, fov_radius=fov_radius, holdout=holdout,
+            seed=seed, augment=augment, online_aug=online_aug, real_style=[str(p) for p in real_style],
+            real_style_method=real_style_method, real_style_prob=real_style_prob,
+            real_style_beta=real_style_beta, pretrained=pretrained,
+            weights=str(weights) if weights else None, freeze_backbone=freeze_backbone, positive=positive,
+            curve_fractions=fractions, curve_source=curve_source, threads=threads,
+            eval_each_epoch=eval_each_epoch, save_model=save_model, overwrite=overwrite,
+        )
+        run_classify(cfg, log=typer.echo)

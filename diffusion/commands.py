@@ -1,7 +1,10 @@
-"""CLI commands of the diffusion part. Imports only typer at module level (`synth --help` stays instant).
+"""CLI commands of the diffusion part. Imports only typer and the torch-free `diffusion.config` at
+module level (`synth --help` stays instant).
 
 Each command builds one config dataclass and calls one importable function; user mistakes
-(`synth.UserError`) become a one-line error with exit code 2 through `fail`.
+(`synth.UserError`) propagate to the root command group of cli.py, which prints them as one line
+and exits with code 2. `synth diffusion train` takes its option defaults from `TrainConfig`, so
+the command line and the code cannot drift apart.
 """
 
 from __future__ import annotations
@@ -10,6 +13,10 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+
+from synth.diffusion.config import TrainConfig
+
+_TRAIN = TrainConfig(data=[], out="")  # the defaults of `synth diffusion train`
 
 
 def _ints(text: str, flag: str) -> tuple[int, ...]:
@@ -33,10 +40,8 @@ JUDGE_HELP = ("A `synth classify --save-model` report trained on real images: ad
               "features and the class agreement of samples (no downloaded weights needed).")
 
 
-def register(app: typer.Typer, fail) -> None:
-    """Add this part's commands to the `synth` app. `fail(msg)` prints a one-line error and exits 2."""
-    from synth import UserError
-
+def register(app: typer.Typer) -> None:
+    """Add this part's commands to the `synth` app."""
     diffusion_app = typer.Typer(help="Train, sample and evaluate diffusion models on synth datasets.",
                                 no_args_is_help=True)
     app.add_typer(diffusion_app, name="diffusion")
@@ -48,62 +53,57 @@ def register(app: typer.Typer, fail) -> None:
         data: List[Path] = typer.Option(..., "--data", "-d", help="Dataset folder(s) to learn from (repeatable)."),
         out: Path = typer.Option(..., "--out", "-o", help="Training run folder (checkpoints, plots, model/)."),
         resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Resize frames to NxN."),
-        condition: str = typer.Option("label", "--condition", help="Class condition: label, domain (real/rendered) or none."),
-        mask: bool = typer.Option(False, "--mask/--no-mask", help="Condition on the lesion mask (extra input channel)."),
-        channels: str = typer.Option("32,64,128", "--channels", help="U-Net widths per level, comma-separated."),
-        layers_per_block: int = typer.Option(1, "--layers-per-block"),
-        attention: bool = typer.Option(True, "--attention/--no-attention", help="Self-attention at the lowest level."),
-        schedule: str = typer.Option("cosine", "--schedule", help="Noise schedule: cosine or linear."),
-        prediction: str = typer.Option("v", "--prediction", help="v or epsilon (the network's target)."),
-        learned_variance: bool = typer.Option(False, "--learned-variance", help="Learn the variance (improved DDPM hybrid loss)."),
-        timesteps: int = typer.Option(1000, "--timesteps", help="Diffusion timesteps."),
-        steps: int = typer.Option(1000, "--steps", help="Optimizer steps."),
-        batch_size: int = typer.Option(16, "--batch-size", "-b"),
-        grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per optimizer step."),
-        lr: float = typer.Option(2e-4, "--lr"),
-        warmup_steps: int = typer.Option(100, "--warmup-steps"),
-        ema_decay: float = typer.Option(0.999, "--ema-decay"),
-        class_dropout: float = typer.Option(0.1, "--class-dropout", help="Label drop rate (classifier-free guidance)."),
-        mixed_precision: str = typer.Option("no", "--mixed-precision", help="no, fp16 (GPU) or bf16."),
-        checkpoint_every: int = typer.Option(500, "--checkpoint-every"),
-        sample_steps: int = typer.Option(25, "--sample-steps", help="DDIM steps of the sample grid per checkpoint."),
+        condition: str = typer.Option(_TRAIN.condition, "--condition", help="Class condition: label, domain (real/rendered) or none."),
+        mask: bool = typer.Option(_TRAIN.mask, "--mask/--no-mask", help="Condition on the lesion mask (extra input channel)."),
+        channels: str = typer.Option(",".join(map(str, _TRAIN.channels)), "--channels",
+                                     help="U-Net widths per level, comma-separated."),
+        layers_per_block: int = typer.Option(_TRAIN.layers_per_block, "--layers-per-block"),
+        attention: bool = typer.Option(_TRAIN.attention, "--attention/--no-attention", help="Self-attention at the lowest level."),
+        schedule: str = typer.Option(_TRAIN.schedule, "--schedule", help="Noise schedule: cosine or linear."),
+        prediction: str = typer.Option(_TRAIN.prediction, "--prediction", help="v or epsilon (the network's target)."),
+        learned_variance: bool = typer.Option(_TRAIN.learned_variance, "--learned-variance", help="Learn the variance (improved DDPM hybrid loss)."),
+        timesteps: int = typer.Option(_TRAIN.timesteps, "--timesteps", help="Diffusion timesteps."),
+        steps: int = typer.Option(_TRAIN.steps, "--steps", help="Optimizer steps."),
+        batch_size: int = typer.Option(_TRAIN.batch_size, "--batch-size", "-b"),
+        grad_accum: int = typer.Option(_TRAIN.grad_accum, "--grad-accum", help="Micro-batches per optimizer step."),
+        lr: float = typer.Option(_TRAIN.lr, "--lr"),
+        warmup_steps: int = typer.Option(_TRAIN.warmup_steps, "--warmup-steps"),
+        ema_decay: float = typer.Option(_TRAIN.ema_decay, "--ema-decay"),
+        class_dropout: float = typer.Option(_TRAIN.class_dropout, "--class-dropout", help="Label drop rate (classifier-free guidance)."),
+        mixed_precision: str = typer.Option(_TRAIN.mixed_precision, "--mixed-precision", help="no, fp16 (GPU) or bf16."),
+        checkpoint_every: int = typer.Option(_TRAIN.checkpoint_every, "--checkpoint-every"),
+        sample_steps: int = typer.Option(_TRAIN.sample_steps, "--sample-steps", help="DDIM steps of the sample grid per checkpoint."),
         limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N frames of each folder."),
         seed: int = typer.Option(0, "--seed"),
         resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run in --out."),
     ) -> None:
         """Train a class- (and optionally mask-) conditioned DDPM U-Net."""
-        try:
-            from synth.diffusion.train import TrainConfig, train
+        from synth.diffusion.train import TrainConfig, train
 
-            cfg = TrainConfig(
-                data=[str(d) for d in data], out=str(out), resolution=resolution, condition=condition,
-                channels=_ints(channels, "--channels"), layers_per_block=layers_per_block, attention=attention,
-                mask=mask, learned_variance=learned_variance, schedule=schedule, prediction=prediction,
-                timesteps=timesteps, steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
-                warmup_steps=warmup_steps, ema_decay=ema_decay, class_dropout=class_dropout,
-                mixed_precision=mixed_precision, checkpoint_every=checkpoint_every, sample_steps=sample_steps,
-                seed=seed, limit=limit,
-            )
-            run = train(cfg, overwrite=overwrite, resume=resume, log=typer.echo)
-            typer.echo(f"model saved in {run / 'model'}")
-        except UserError as e:
-            fail(str(e))
+        cfg = TrainConfig(
+            data=[str(d) for d in data], out=str(out), resolution=resolution, condition=condition,
+            channels=_ints(channels, "--channels"), layers_per_block=layers_per_block, attention=attention,
+            mask=mask, learned_variance=learned_variance, schedule=schedule, prediction=prediction,
+            timesteps=timesteps, steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
+            warmup_steps=warmup_steps, ema_decay=ema_decay, class_dropout=class_dropout,
+            mixed_precision=mixed_precision, checkpoint_every=checkpoint_every, sample_steps=sample_steps,
+            seed=seed, limit=limit,
+        )
+        run = train(cfg, overwrite=overwrite, resume=resume, log=typer.echo)
+        typer.echo(f"model saved in {run / 'model'}")
 
     # ------------------------------------------------------------------ sample / augment
 
     def _augment(model, out, n, classes, sampler, steps, guidance, masks_from, label, batch_size, seed, overwrite):
-        try:
-            from synth.diffusion.augment import AugmentConfig, augment
+        from synth.diffusion.augment import AugmentConfig, augment
 
-            cfg = AugmentConfig(model=str(model), out=str(out), n_per_class=n, classes=_names(classes),
-                                sampler=sampler, steps=steps, guidance=guidance,
-                                masks_from=str(masks_from) if masks_from else None, label=label,
-                                batch_size=batch_size, seed=seed)
-            path = augment(cfg, overwrite=overwrite, log=typer.echo)
-            typer.echo(f"wrote samples to {path}")
-        except UserError as e:
-            fail(str(e))
+        cfg = AugmentConfig(model=str(model), out=str(out), n_per_class=n, classes=_names(classes),
+                            sampler=sampler, steps=steps, guidance=guidance,
+                            masks_from=str(masks_from) if masks_from else None, label=label,
+                            batch_size=batch_size, seed=seed)
+        path = augment(cfg, overwrite=overwrite, log=typer.echo)
+        typer.echo(f"wrote samples to {path}")
 
     def augment_cmd(
         model: Path = typer.Option(..., "--model", "-m", help="Model folder or training run folder."),
@@ -162,21 +162,18 @@ def register(app: typer.Typer, fail) -> None:
         overwrite: bool = typer.Option(False, "--overwrite"),
     ) -> None:
         """Move rendered frames toward real images; masks, labels and ids are kept."""
-        try:
-            from synth.diffusion.refine import RefineConfig, refine
+        from synth.diffusion.refine import RefineConfig, refine
 
-            cfg = RefineConfig(
-                rendered=str(rendered), out=str(out), real=[str(r) for r in real],
-                model=str(model) if model else None, method=method, strength=strength, beta=beta,
-                real_holdout=real_holdout, sampler=sampler,
-                steps=steps, guidance=guidance, target_class=target_class, source_class=source_class,
-                prompt=prompt, lora=str(lora) if lora else None, batch_size=batch_size, limit=limit, run=str(run) if run else None,
-                train_steps=train_steps, resolution=resolution, channels=_ints(channels, "--channels"), seed=seed,
-            )
-            path = refine(cfg, overwrite=overwrite, log=typer.echo)
-            typer.echo(f"wrote refined frames to {path}")
-        except UserError as e:
-            fail(str(e))
+        cfg = RefineConfig(
+            rendered=str(rendered), out=str(out), real=[str(r) for r in real],
+            model=str(model) if model else None, method=method, strength=strength, beta=beta,
+            real_holdout=real_holdout, sampler=sampler,
+            steps=steps, guidance=guidance, target_class=target_class, source_class=source_class,
+            prompt=prompt, lora=str(lora) if lora else None, batch_size=batch_size, limit=limit, run=str(run) if run else None,
+            train_steps=train_steps, resolution=resolution, channels=_ints(channels, "--channels"), seed=seed,
+        )
+        path = refine(cfg, overwrite=overwrite, log=typer.echo)
+        typer.echo(f"wrote refined frames to {path}")
 
     # ------------------------------------------------------------------ metrics
 
@@ -192,17 +189,14 @@ def register(app: typer.Typer, fail) -> None:
         seed: int = typer.Option(0, "--seed"),
     ) -> None:
         """Realism of a dataset against real images: C2ST accuracy (0.5 = indistinguishable), optionally FID/KID."""
-        try:
-            import json
+        import json
 
-            from synth.diffusion.metrics import compare_datasets
+        from synth.diffusion.metrics import compare_datasets
 
-            res = compare_datasets(str(real), str(generated), resolution=resolution, limit=limit, seed=seed, fid=fid,
-                                   inception_weights=str(inception_weights) if inception_weights else None,
-                                   judge=str(judge) if judge else None)
-            typer.echo(json.dumps(res))
-        except UserError as e:
-            fail(str(e))
+        res = compare_datasets(str(real), str(generated), resolution=resolution, limit=limit, seed=seed, fid=fid,
+                               inception_weights=str(inception_weights) if inception_weights else None,
+                               judge=str(judge) if judge else None)
+        typer.echo(json.dumps(res))
 
     @diffusion_app.command("evaluate")
     def evaluate_cmd(
@@ -220,17 +214,14 @@ def register(app: typer.Typer, fail) -> None:
         seed: int = typer.Option(0, "--seed"),
     ) -> None:
         """Quality per checkpoint: writes metrics.csv, metrics.json and metrics.png into the run."""
-        try:
-            from synth.diffusion.evaluate import EvaluateConfig, evaluate
+        from synth.diffusion.evaluate import EvaluateConfig, evaluate
 
-            cfg = EvaluateConfig(run=str(run), real=str(real), n=n, sampler=sampler, steps=steps, guidance=guidance,
-                                 target_class=target_class, fid=fid, every=every,
-                                 inception_weights=str(inception_weights) if inception_weights else None,
-                                 judge=str(judge) if judge else None, seed=seed)
-            evaluate(cfg, log=typer.echo)
-            typer.echo(f"wrote {run / 'metrics.csv'} and {run / 'metrics.png'}")
-        except UserError as e:
-            fail(str(e))
+        cfg = EvaluateConfig(run=str(run), real=str(real), n=n, sampler=sampler, steps=steps, guidance=guidance,
+                             target_class=target_class, fid=fid, every=every,
+                             inception_weights=str(inception_weights) if inception_weights else None,
+                             judge=str(judge) if judge else None, seed=seed)
+        evaluate(cfg, log=typer.echo)
+        typer.echo(f"wrote {run / 'metrics.csv'} and {run / 'metrics.png'}")
 
     # ------------------------------------------------------------------ Stable Diffusion
 
@@ -254,20 +245,17 @@ def register(app: typer.Typer, fail) -> None:
         seed: int = typer.Option(0, "--seed"),
     ) -> None:
         """DreamBooth-style LoRA fine-tune of a local Stable Diffusion checkpoint (instance + class prompts)."""
-        try:
-            from synth.diffusion.stable import DreamBoothConfig, dreambooth
+        from synth.diffusion.stable import DreamBoothConfig, dreambooth
 
-            cfg = DreamBoothConfig(
-                pretrained=str(pretrained), instance_data=str(instance_data), out=str(out),
-                instance_prompt=instance_prompt, class_prompt=None if no_prior else class_prompt,
-                class_data=str(class_data) if class_data else None, num_class_images=num_class_images,
-                prior_weight=prior_weight, labels=_names(labels), resolution=resolution, rank=rank, steps=steps,
-                batch_size=batch_size, lr=lr, seed=seed,
-            )
-            path = dreambooth(cfg, log=typer.echo)
-            typer.echo(f"LoRA weights saved in {path}")
-        except UserError as e:
-            fail(str(e))
+        cfg = DreamBoothConfig(
+            pretrained=str(pretrained), instance_data=str(instance_data), out=str(out),
+            instance_prompt=instance_prompt, class_prompt=None if no_prior else class_prompt,
+            class_data=str(class_data) if class_data else None, num_class_images=num_class_images,
+            prior_weight=prior_weight, labels=_names(labels), resolution=resolution, rank=rank, steps=steps,
+            batch_size=batch_size, lr=lr, seed=seed,
+        )
+        path = dreambooth(cfg, log=typer.echo)
+        typer.echo(f"LoRA weights saved in {path}")
 
     @diffusion_app.command("tiny-sd")
     def tiny_sd_cmd(
@@ -298,15 +286,12 @@ def register(app: typer.Typer, fail) -> None:
         overwrite: bool = typer.Option(False, "--overwrite"),
     ) -> None:
         """Score how unusual each frame is (noise, denoise as normal, compare); heat maps and AUC vs masks."""
-        try:
-            import json
+        import json
 
-            from synth.diffusion.anomaly import AnomalyConfig, score
+        from synth.diffusion.anomaly import AnomalyConfig, score
 
-            cfg = AnomalyConfig(model=str(model), data=str(data), out=str(out), strength=strength, steps=steps,
-                                repeats=repeats, normal_class=normal_class or None, blur=blur, fov=fov,
-                                batch_size=batch_size, limit=limit, seed=seed)
-            report = score(cfg, overwrite=overwrite, log=typer.echo)
-            typer.echo(json.dumps({k: v for k, v in report.items() if k != "config"}))
-        except UserError as e:
-            fail(str(e))
+        cfg = AnomalyConfig(model=str(model), data=str(data), out=str(out), strength=strength, steps=steps,
+                            repeats=repeats, normal_class=normal_class or None, blur=blur, fov=fov,
+                            batch_size=batch_size, limit=limit, seed=seed)
+        report = score(cfg, overwrite=overwrite, log=typer.echo)
+        typer.echo(json.dumps({k: v for k, v in report.items() if k != "config"}))

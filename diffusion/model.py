@@ -23,74 +23,14 @@ exactly diffusers' `variance_type="learned_range"`.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from synth import UserError
+from synth.diffusion.config import PREDICTIONS, SCHEDULES, ModelConfig, ModelError  # noqa: F401  (also this module's API)
 
-SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
-PREDICTIONS = {"epsilon": "epsilon", "v": "v_prediction"}
 META_FILE = "synth_model.json"
-
-
-class ModelError(UserError):
-    """A model folder or a model option that cannot be used."""
-
-
-@dataclass
-class ModelConfig:
-    resolution: int = 32
-    channels: tuple[int, ...] = (32, 64, 128)
-    layers_per_block: int = 1
-    # Self-attention at the lowest resolution: cheap there, and it helps global layout.
-    attention: bool = True
-    class_names: list[str] = field(default_factory=list)  # empty: unconditional
-    image_channels: int = 3  # 3 RGB, 1 greyscale (models saved before this existed are RGB)
-    mask_channels: int = 0  # 0 or 1: the lesion mask as an extra input channel
-    learned_variance: bool = False
-    schedule: str = "linear"  # linear | cosine
-    prediction: str = "epsilon"  # epsilon | v
-    timesteps: int = 1000
-
-    def validate(self) -> "ModelConfig":
-        self.channels = tuple(int(c) for c in self.channels)
-        if self.schedule not in SCHEDULES:
-            raise ModelError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if self.prediction not in PREDICTIONS:
-            raise ModelError(f"--prediction must be one of {', '.join(PREDICTIONS)}, got {self.prediction!r}")
-        if not self.channels or any(c <= 0 for c in self.channels):
-            raise ModelError(f"--channels must be positive numbers, got {self.channels}")
-        if any(c % self.norm_groups for c in self.channels):
-            raise ModelError(f"--channels {self.channels} must all be multiples of {self.norm_groups}")
-        factor = 2 ** (len(self.channels) - 1)
-        if self.resolution <= 0 or self.resolution % factor:
-            raise ModelError(
-                f"resolution {self.resolution} must be a multiple of {factor} for {len(self.channels)} U-Net levels; "
-                "pass --resolution or fewer --channels"
-            )
-        if self.image_channels not in (1, 3):
-            raise ModelError(f"image_channels must be 1 (greyscale) or 3 (RGB), got {self.image_channels}")
-        if self.mask_channels not in (0, 1):
-            raise ModelError("mask_channels must be 0 or 1")
-        if self.timesteps < 2:
-            raise ModelError("--timesteps must be at least 2")
-        return self
-
-    @property
-    def norm_groups(self) -> int:
-        # GroupNorm needs groups dividing every width; diffusers' default 32 is too many for tiny models.
-        return min(32, min(self.channels))
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def null_class(self) -> int | None:
-        """The label index meaning "no class" (classifier-free guidance), or None if unconditional."""
-        return self.num_classes if self.class_names else None
 
 
 def build_unet(cfg: ModelConfig):

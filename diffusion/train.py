@@ -29,7 +29,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,74 +37,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from synth import UserError
+from synth.diffusion.config import TrainConfig, TrainError  # noqa: F401  (also this module's API)
 from synth.diffusion.data import ImageSet, load_images, mask_to_model, to_model_range
-from synth.diffusion.model import DiffusionModel, ModelConfig, ModelError
+from synth.diffusion.model import DiffusionModel
 from synth.diffusion.sample import seed_for
-
-
-class TrainError(UserError):
-    """A training option or run folder that cannot be used."""
-
-
-@dataclass
-class TrainConfig:
-    data: list[str]
-    out: str
-    resolution: int | None = None
-    condition: str = "label"  # label | domain | none
-    # model
-    channels: tuple[int, ...] = (32, 64, 128)
-    layers_per_block: int = 1
-    attention: bool = True
-    mask: bool = False
-    learned_variance: bool = False
-    schedule: str = "cosine"  # cosine + v: 22x lower FD than linear + epsilon at equal steps (docs/DIFFUSION.md)
-    prediction: str = "v"
-    timesteps: int = 1000
-    # optimisation
-    steps: int = 1000
-    batch_size: int = 16
-    grad_accum: int = 1
-    lr: float = 2e-4
-    warmup_steps: int = 100
-    weight_decay: float = 0.0
-    ema_decay: float = 0.999
-    class_dropout: float = 0.1
-    vlb_weight: float = 0.001  # lambda of the hybrid loss (improved DDPM)
-    flip: bool = True
-    mixed_precision: str = "no"  # no | fp16 | bf16
-    # bookkeeping
-    checkpoint_every: int = 500
-    sample_every_checkpoint: bool = True
-    sample_steps: int = 25
-    seed: int = 0
-    limit: int | None = None  # frames per dataset, for quick runs
-
-    def validate(self) -> "TrainConfig":
-        for name in ("steps", "batch_size", "grad_accum", "checkpoint_every"):
-            if getattr(self, name) <= 0:
-                raise TrainError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        if self.warmup_steps < 0 or self.lr <= 0:
-            raise TrainError("--lr must be positive and --warmup-steps not negative")
-        if not 0 <= self.class_dropout < 1:
-            raise TrainError(f"--class-dropout must be in [0, 1), got {self.class_dropout}")
-        if not 0 <= self.ema_decay < 1:
-            raise TrainError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise TrainError(f"--mixed-precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
-        if self.mixed_precision == "fp16" and not torch.cuda.is_available():
-            raise TrainError("--mixed-precision fp16 needs a GPU; use bf16 or no on a CPU")
-        return self
-
-    def model_config(self, class_names: list[str], resolution: int, image_channels: int = 3) -> ModelConfig:
-        return ModelConfig(
-            resolution=resolution, channels=tuple(self.channels), layers_per_block=self.layers_per_block,
-            attention=self.attention, class_names=list(class_names), image_channels=image_channels,
-            mask_channels=int(self.mask),
-            learned_variance=self.learned_variance, schedule=self.schedule, prediction=self.prediction,
-            timesteps=self.timesteps,
-        ).validate()
 
 
 # Options that may change when resuming without changing the trained weights.
