@@ -144,6 +144,64 @@ def scene_show(
     typer.echo(dumps(resolve_scene(scene, set_)), nl=False)
 
 
+@app.command()
+def calibrate(
+    real: Path = typer.Option(..., "--real", help="Dataset folder of your real frames (`synth data import`)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The fitted scene file to write (.toml); its report goes "
+                                                      "to OUT_STEM.calibration/ beside it."),
+    params: str = typer.Option("colour,tone,vessels,glint,lesion,views", "--params",
+                               help="Comma-separated groups to fit (colour, tone, vessels, glint, lesion, views) "
+                                    "or single keys of them (e.g. mucosa.hue)."),
+    trials: int = typer.Option(40, "--trials", help="Scenes to try (the first is the starting scene). A later "
+                                                    "call with more trials goes on from the stored study."),
+    frames: int = typer.Option(24, "--frames", help="Frames rendered per trial (the same seeded frames every trial)."),
+    resolution: int = typer.Option(64, "--resolution", "-r", help="Render and measure at this size (real frames "
+                                                                  "are resized to it)."),
+    quality: str = typer.Option("default", "--quality", help=QUALITY_HELP),
+    samples: Optional[int] = typer.Option(None, "--samples", help="Cycles samples per pixel (overrides --quality)."),
+    real_frames: int = typer.Option(200, "--real-frames", help="Real frames measured (a seeded sample)."),
+    check_frames: Optional[int] = typer.Option(None, "--check-frames", help="Frames of the before/after check "
+                                                                            "renders (default: --frames)."),
+    lesion_prob: Optional[float] = typer.Option(None, "--lesion-prob", help="Share of rendered frames with a "
+                                                                            "lesion (default: the real folder's)."),
+    scene: Optional[Path] = typer.Option(None, "--scene", help="Scene file to start from (default: the packaged one)."),
+    set_: List[str] = typer.Option([], "--set", help=SET_HELP),
+    span: float = typer.Option(0.25, "--span", help="Search each parameter within this share of its plausible range "
+                                                    "either side of the starting value (1: the whole range)."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the sampler, the trial frames and the real sample."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out and a different calibration's work folder."),
+) -> None:
+    """Fit scene distributions so small renders match a real folder's realism statistics (Optuna, resumable)."""
+    from synth.generator.calibrate import CalibrateConfig, run_calibrate
+
+    cfg = CalibrateConfig(real=str(real), out=str(out), params=[p.strip() for p in params.split(",") if p.strip()],
+                          trials=trials, frames=frames, check_frames=check_frames, resolution=resolution,
+                          quality=quality, samples=samples, real_frames=real_frames, lesion_prob=lesion_prob,
+                          scene=str(scene) if scene else None, set=list(set_), span=span, seed=seed,
+                          overwrite=overwrite)
+    cfg.validate()
+    from synth.generator.scene_config import resolve_scene
+
+    resolve_scene(cfg.scene, cfg.set)  # a bad scene fails before anything is written
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+        TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("best {task.fields[best]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                  transient=False) as bar:
+        task = bar.add_task("calibrating", total=trials, best="-")
+
+        def progress(done: int, total: int, best, what: str) -> None:
+            bar.update(task, completed=done, total=total, description=what,
+                       best="-" if best is None else f"{best:.3f}")
+
+        payload = run_calibrate(cfg, log=lambda line: bar.console.print(line, markup=False, highlight=False),
+                                progress=progress)
+    s = payload["score"]["check_mean_abs_smd"]
+    typer.echo(f"realism gap (mean |SMD| of the fitted statistics) on a check render: {s['before']:.3f} before, "
+               f"{s['after']:.3f} after; wrote {out} and {payload['config']['work']}/report.md")
+
+
 # --------------------------------------------------------------------------- data import
 
 

@@ -446,7 +446,7 @@ def load_scene(path: str | Path) -> SceneConfig:
 # --------------------------------------------------------------------------- --set
 
 
-def _field_at(key: str) -> tuple[dict, str | None]:
+def field_at(key: str) -> tuple[dict, str | None]:
     """(metadata of the field at a dotted key, table entry or None); SceneError for an unknown key."""
     cls: type = SceneConfig
     parts = key.split(".")
@@ -501,7 +501,7 @@ def parse_set(item: str) -> tuple[str, Any]:
     if "=" not in item:
         raise SceneError(f"--set expects KEY=VALUE (e.g. camera.views.wall=0.4), got {item!r}")
     key, text = (s.strip() for s in item.split("=", 1))
-    meta, entry = _field_at(key)
+    meta, entry = field_at(key)
     kind = meta["kind"]
     if kind == TABLE:
         kind = PROB
