@@ -6,6 +6,7 @@
 #   benchmarks/exp_classify.sh snapshot        # freeze the finished frames of runs/render-128
 #   benchmarks/exp_classify.sh row1 row1resnet row2 row3  # rendered -> real colonoscopy
 #   benchmarks/exp_classify.sh row0            # real-only baseline with and without the field of view
+#   RENDER=runs/r4000 benchmarks/exp_classify.sh evaluate   # realism, rows 2 / F1c / F3r in one `synth evaluate`
 #
 # Every command takes --seed 0 and writes a report folder under runs/exp/. Outputs stay out of git.
 set -euo pipefail
@@ -162,6 +163,14 @@ blood_augment_cosv() {
 row4cosv() {
   $S classify --train real=runs/real/blood-train:0.1 --train diffusion=runs/blood-augment-cosv --epochs 10 \
     --out $OUT/row4-blood-10pct-diffusion-cosv $BLOOD --threads 1
+}
+
+# ---- One command for the rendered -> Kvasir-SEG rows: realism gaps, the U-Net of row 2 (Dice of the
+# rendered-only model on real frames), the ResNet-18 patch classifier of F1c and the 10 % point of F3r
+# (low data), each beside a real-trained reference on the same held-out split.
+evaluate() {
+  $S evaluate "$RENDER" --real runs/real/kvasir --real runs/real/cpchild --budget ${BUDGET:-standard} --seed 0 \
+    --out $OUT/evaluate-${BUDGET:-standard} --overwrite
 }
 
 for step in "$@"; do "$step"; done

@@ -41,7 +41,14 @@ def _f(v, digits: int = 3) -> str:
 
 
 def _pct(v) -> str:
-    return "n/a" if v is None else f"{v:.0%}"
+    return "n/a" if v is None else f"{v:.0%}" + (" (below chance)" if v < 0 else "")
+
+
+def reach_words(x: float) -> str:
+    """The share of what real data teaches that synthetic data reaches, in words."""
+    if x < 0:
+        return "synthetic reaches nothing of what real data teaches (the synthetic-only model is below chance)"
+    return f"synthetic reaches {x:.0%} of what real data teaches"
 
 
 # --------------------------------------------------------------------------- the answer
@@ -64,7 +71,7 @@ def answer(payload: dict) -> list[str]:
                 continue
             syn, ref = _score(task, e["synthetic_only"]["held_out"]), _score(task, e["real_trained"]["held_out"])
             x = e["synthetic_reaches"]
-            lines.append(f"{name}: {title}: synthetic reaches {_pct(x)} of what real data teaches "
+            lines.append(f"{name}: {title}: {reach_words(x) if x is not None else 'synthetic reaches n/a'} "
                          f"({metric} {_f(syn)} trained on synthetic only, {_f(ref)} trained on "
                          f"{e['training_frames']['real']} real {'frames' if task == 'segmentation' else 'patches'}"
                          + (f"; chance {e['chance']:g}" if e["chance"] else "") + ")")

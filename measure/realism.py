@@ -313,7 +313,7 @@ def severity(smd: float | None) -> str:
 
 
 def _number(x: float) -> str:
-    return f"{x:.2g}" if abs(x) < 10 else f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}"
+    return f"{x:.2g}" if abs(x) < 1 else f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}"
 
 
 def reading(stat: Statistic, mean_syn: float, mean_real: float) -> str:

@@ -154,6 +154,7 @@ def test_frechet_distance_is_zero_for_one_set_and_grows_with_a_shift():
 # --------------------------------------------------------------------------- synth evaluate
 
 
+@pytest.mark.slow
 def test_evaluate_end_to_end_through_the_cli(tmp_path):
     syn = make_scope_frames(tmp_path / "syn", n=24, seed=0)
     real = make_scope_frames(tmp_path / "real", n=20, seed=5, shift=(0, 0, 30), kind="real")
@@ -239,3 +240,23 @@ def test_evaluate_bad_input_gives_one_line_errors(tmp_path):
     assert "multiple of 32" in _one_line_error(_cli(["evaluate", syn, "--real", tmp_path / "x", "--out", out,
                                                      "--set", "seg_size=48"]))
     assert not out.exists()
+
+
+def test_measure_imports_neither_classifier_nor_diffusion_nor_torch():
+    """The measurements sit below classifier and diffusion: using them loads neither (nor torch)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from synth.measure import realism as R\n"
+        "from synth.measure.c2st import c2st\n"
+        "from synth.measure.frechet import frechet_distance\n"
+        "imgs = np.random.default_rng(0).integers(0, 255, (20, 32, 32, 3), dtype=np.uint8)\n"
+        "s = R.folder_statistics(list(imgs)); R.compare(s, s)\n"
+        "c2st(imgs[:10], imgs[10:], folds=2); frechet_distance(imgs[:10, 0, 0], imgs[10:, 0, 0])\n"
+        "bad = [m for m in sys.modules if m.startswith(('synth.classifier', 'synth.diffusion', 'torch', 'bpy'))]\n"
+        "assert not bad, bad\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
