@@ -30,6 +30,7 @@ import numpy as np
 from synth import UserError
 from synth.generator.dataset import Dataset, DatasetError
 from synth.generator.splits import holdout_split, stratified_split  # noqa: F401  (holdout_split: also this module's API)
+from synth.rng import CLASSICAL_AUGMENT_STREAM, fork_rng
 
 
 class ClassifyError(UserError):
@@ -352,7 +353,7 @@ def classical_augment(arrays: Arrays, fraction: float, *, seed: int, fov: str, f
     if fraction <= 0:
         return arrays
     n_new = int(round(fraction * len(arrays)))
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 20_03]))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, CLASSICAL_AUGMENT_STREAM]))
     pick = rng.choice(len(arrays), size=n_new, replace=n_new > len(arrays))
     size = arrays.images.shape[-1]
     tf = v2.Compose([
@@ -360,11 +361,10 @@ def classical_augment(arrays: Arrays, fraction: float, *, seed: int, fov: str, f
         v2.RandomRotation(20),
         v2.RandomResizedCrop(size, scale=(0.7, 1.0), antialias=True),
     ])
-    gen_state = torch.random.get_rng_state()
-    torch.manual_seed(int(rng.integers(2**31)))
-    new = np.stack([tf(torch.from_numpy(arrays.images[i])).numpy() for i in pick]) if n_new else arrays.images[:0]
+    # torchvision's transforms draw from torch's global generator: seeded here, restored after.
+    with fork_rng(int(rng.integers(2**31))):
+        new = np.stack([tf(torch.from_numpy(arrays.images[i])).numpy() for i in pick]) if n_new else arrays.images[:0]
     new_masks = None
-    torch.random.set_rng_state(gen_state)
     if fov == "circle":
         new = new * fov_mask(size, fov_radius)[None, None].astype(np.uint8)
     if arrays.masks is not None:
@@ -378,14 +378,17 @@ def classical_augment(arrays: Arrays, fraction: float, *, seed: int, fov: str, f
     )
 
 
-def online_augment(batch, *, fov_keep=None, generator=None):
+def online_augment(batch, *, generator, fov_keep=None):
     """Random flips, 90-degree rotations and brightness/contrast/colour jitter per image.
 
     Used with --online-aug to make rendered frames less uniform; cheap enough for CPU. The
-    field-of-view mask is re-applied so the border stays identical for every image.
+    field-of-view mask is re-applied so the border stays identical for every image. Every draw
+    comes from `generator` (a torch.Generator): there is no fall-back to global state.
     """
     import torch
 
+    if not isinstance(generator, torch.Generator):
+        raise TypeError("online_augment needs a seeded torch.Generator (generator=...)")
     x = batch
     n = x.shape[0]
     g = generator

@@ -45,6 +45,7 @@ from synth import UserError
 from synth.classifier import evaluate_report
 from synth.classifier.evaluate_report import reach_words
 from synth.generator.dataset import Dataset
+from synth.rng import JUDGE_SAMPLE_STREAM, PATCH_STREAM, REALISM_SAMPLE_STREAM, fork_rng
 
 
 class EvaluateError(UserError):
@@ -270,7 +271,7 @@ def realism_sample(ds: Dataset, most: int | None, seed: int) -> np.ndarray:
     n = len(ds)
     if most is None or n <= most:
         return np.arange(n)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 11_01]))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, REALISM_SAMPLE_STREAM]))
     return np.sort(rng.permutation(n)[:most])
 
 
@@ -308,7 +309,7 @@ def cut_patches(folder: Folder, idx: np.ndarray, size: int, seed: int, threads: 
         rec = ds.records[i]
         image, mask = ds.image(rec), ds.mask(rec)
         # The same stream as make_patches (keyed by the frame's position in its folder).
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 31, int(i)]))
+        rng = np.random.default_rng(np.random.SeedSequence([seed, PATCH_STREAM, int(i)]))
         out = []
         for label, (y, x, side) in sorted(choose_windows(mask, pcfg, rng, image).items()):
             crop = np.ascontiguousarray(image[y:y + side, x:x + side])
@@ -594,8 +595,7 @@ class Evaluation:
 
         def train(arrays, what):
             self.steps.start(f"{f.name}: segmentation, {what} ({len(arrays)} frames, {b.seg_epochs} epochs)")
-            with torch.random.fork_rng():
-                torch.manual_seed(seed)  # the same initial weights for every run, as in synth classify
+            with fork_rng(seed):  # the same initial weights for every run, as in synth classify
                 model, _ = build_segmenter("unet")
             fit_segmenter(model, arrays, {}, scfg, self.quiet)
             out = {"held_out": _seg_summary(evaluate_segmenter(model, held, scfg, names))}
@@ -635,8 +635,7 @@ class Evaluation:
 
         def train(arrays, what):
             self.steps.start(f"{f.name}: patch classifier, {what} ({len(arrays)} patches, {b.patch_epochs} epochs)")
-            with torch.random.fork_rng():
-                torch.manual_seed(seed)
+            with fork_rng(seed):
                 model, _ = build_model(b.patch_model, 2, b.patch_size, log=self.quiet)
             fit(model, arrays, pcfg, epochs=b.patch_epochs, lr=pcfg.lr, test={}, class_names=PATCH_CLASSES,
                 log=self.quiet, stage=what, seed_offset=1)
@@ -654,7 +653,7 @@ class Evaluation:
         # The judge: the real-trained classifier's penultimate features, held-out real patches
         # against synthetic ones, beside two halves of the held-out real patches (the floor at this n).
         body, _ = split_head(models["real training split"].eval(), b.patch_model)
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 11_02]))
+        rng = np.random.default_rng(np.random.SeedSequence([seed, JUDGE_SAMPLE_STREAM]))
         half = min(len(held) // 2, len(train_syn))
         judge = {"features": f"penultimate layer of the real-trained {b.patch_model}", "n": half}
         if half >= 2:

@@ -87,7 +87,10 @@ def _new_model(cfg, class_names, log):
 
     from synth.classifier.models import build_model
 
-    torch.manual_seed(cfg.seed)  # same initial weights for every run of a report
+    # Same initial weights for every run of a report. This seeds torch's global generator inside
+    # run_classify's fork_rng: the seeded state must last through fit (smallcnn's dropout draws
+    # from it), so it is not forked here, and nothing outside run_classify sees it.
+    torch.manual_seed(cfg.seed)
     return build_model(cfg.model, len(class_names), cfg.size, pretrained=cfg.pretrained, weights=cfg.weights,
                        freeze_backbone=cfg.freeze_backbone, log=log)
 

@@ -33,7 +33,7 @@ def run_segment(cfg, train_specs, test_specs, log):
     data = load_data(cfg, train_specs, test_specs, log, with_masks=True)
     payload = _payload(cfg, data)
     payload["task"] = "segment"
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # inside run_classify's fork_rng: nothing outside sees it
     model, info = build_segmenter(cfg.model, weights=cfg.weights, log=log)
     payload["model"] = info
     history = fit_segmenter(model, data.train, data.test, cfg, log, style=data.style)

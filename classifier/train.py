@@ -19,6 +19,7 @@ from synth.classifier.data import (Arrays, ClassifyError, SourceSpec, StylePool,
                                    load_style_pool, online_augment, real_style_augment, select_sources,
                                    style_selections, synthetic_rows)
 from synth.classifier.metrics import classification_metrics
+from synth.rng import fork_rng
 
 PROTOCOLS = ("single", "finetune", "curve")
 DEFAULT_CURVE = (0.0, 0.01, 0.05, 0.1, 0.25, 1.0)
@@ -132,11 +133,13 @@ def run_classify(cfg: ClassifyConfig, log: Callable[[str], None] = print) -> "Pa
     if cfg.task == "segment":
         from synth.classifier.segment import run_segment
 
-        payload, plots = run_segment(cfg, train_specs, test_specs, log)
+        with fork_rng(cfg.seed):  # model weights (and smallcnn's dropout) draw from torch's global generator
+            payload, plots = run_segment(cfg, train_specs, test_specs, log)
     else:
         from synth.classifier.protocols import run_protocol
 
-        payload, plots = run_protocol(cfg, train_specs, test_specs, pre_specs, log)
+        with fork_rng(cfg.seed):  # model weights (and smallcnn's dropout) draw from torch's global generator
+            payload, plots = run_protocol(cfg, train_specs, test_specs, pre_specs, log)
     payload["seconds"] = round(time.time() - t0, 1)
     payload["config"] = asdict(cfg)
     return report.write_report(out, payload, plots, cfg.overwrite, log)

@@ -34,6 +34,7 @@ from synth.diffusion.model import DiffusionModel, resolve_model_path
 from synth.diffusion.refine import sdedit
 from synth.diffusion.sample import generators, pick_device, seed_for
 from synth.generator.dataset import Dataset, as_channels, write_json, write_png
+from synth.rng import ANOMALY_STREAM
 
 
 class AnomalyError(UserError):
@@ -90,7 +91,7 @@ def heat_maps(model: DiffusionModel, images: np.ndarray, cfg: AnomalyConfig, fir
     err = torch.zeros(n, *images.shape[1:3], device=dev)
     recon = None
     for k in range(cfg.repeats):
-        gens = generators([seed_for(cfg.seed, 15, first_index + i, k) for i in range(n)], dev)
+        gens = generators([seed_for(cfg.seed, ANOMALY_STREAM, first_index + i, k) for i in range(n)], dev)
         recon = sdedit(model, x0, ids, mask, strength=cfg.strength, sampler="ddim", steps=cfg.steps, gens=gens)
         err += (x0 - recon).abs().mean(dim=1) / 2  # [-1, 1] range -> [0, 1]
     err = (err / cfg.repeats).cpu().numpy()

@@ -21,6 +21,7 @@ from synth import UserError
 from synth.diffusion.model import DiffusionModel, ModelError, resolve_model_path
 from synth.diffusion.sample import DEFAULT_STEPS, SAMPLERS, generate, seed_for
 from synth.generator.dataset import Dataset, DatasetWriter, frame_id
+from synth.rng import AUGMENT_MASK_STREAM, AUGMENT_SAMPLES_STREAM
 
 
 @dataclass
@@ -71,7 +72,7 @@ def _mask_source(model: DiffusionModel, cfg: AugmentConfig, labels: list[str]):
     out = []
     for i, lab in enumerate(labels):
         pool = by_label.get(lab) or ds.records  # a class absent there: any frame's mask
-        rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 5, i]))
+        rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, AUGMENT_MASK_STREAM, i]))
         rec = pool[int(rng.integers(len(pool)))]
         out.append((rec.id, resize_mask(ds.mask(rec), model.cfg.resolution)))
     return out
@@ -93,7 +94,7 @@ def augment(cfg: AugmentConfig, *, overwrite: bool = False, log=print) -> Path:
         log(f"resuming: {len(done)} of {len(labels)} frames already written")
     for start in range(0, len(todo), cfg.batch_size):
         chunk = todo[start:start + cfg.batch_size]
-        seeds = [seed_for(cfg.seed, 4, i) for i in chunk]
+        seeds = [seed_for(cfg.seed, AUGMENT_SAMPLES_STREAM, i) for i in chunk]
         ids = [model.class_index(labels[i]) for i in chunk] if model.cfg.class_names else None
         m = np.stack([(masks[i][1] > 0).astype(np.uint8) for i in chunk]) if masks else None
         imgs = generate(model, class_ids=ids, seeds=seeds, masks=m, sampler=cfg.sampler, steps=steps,

@@ -22,6 +22,7 @@ from synth.diffusion.metrics import MetricError, compare, inception_extractor
 from synth.diffusion.model import DiffusionModel, ModelError
 from synth.diffusion.sample import SAMPLERS, generate, seed_for
 from synth.generator.dataset import Dataset, as_channels
+from synth.rng import EVALUATE_SAMPLES_STREAM, EVALUATE_SELECT_STREAM
 
 
 @dataclass
@@ -66,7 +67,7 @@ def evaluate(cfg: EvaluateConfig, log=print) -> list[dict]:
 
         judge = Judge(cfg.judge)
     real = Dataset.open(cfg.real)
-    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 9]))
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, EVALUATE_SELECT_STREAM]))
     recs = [real.records[i] for i in rng.permutation(len(real))[: cfg.n]]
     rows = []
     for step, path in ckpts:
@@ -86,7 +87,7 @@ def evaluate(cfg: EvaluateConfig, log=print) -> list[dict]:
                              "pass --target-class")
         masks = (np.stack([(resize_mask(real.mask(r), res) > 0).astype(np.uint8) for r in recs])
                  if model.cfg.mask_channels else None)
-        fake = generate(model, class_ids=ids, seeds=[seed_for(cfg.seed, 10, i) for i in range(len(recs))],
+        fake = generate(model, class_ids=ids, seeds=[seed_for(cfg.seed, EVALUATE_SAMPLES_STREAM, i) for i in range(len(recs))],
                         masks=masks, sampler=cfg.sampler, steps=cfg.steps, guidance=cfg.guidance,
                         batch_size=cfg.batch_size)
         fake = as_channels(fake, 3)  # the measures take RGB; grey samples compare with grey frames read as RGB

@@ -38,6 +38,7 @@ from synth.diffusion.model import DiffusionModel, ModelError, resolve_model_path
 from synth.diffusion.sample import (SAMPLERS, generators, guided_output, make_scheduler, partial_timesteps,
                                     pick_device, reverse, seed_for)
 from synth.generator.dataset import Dataset, DatasetError, DatasetWriter, read_gray
+from synth.rng import REFINE_STREAM
 
 RESTYLE = ("reinhard", "histogram", "fda")  # synth.generator.restyle.METHODS: no model needed
 METHODS = ("sdedit", "ddib", "img2img") + RESTYLE
@@ -235,7 +236,7 @@ def refine(cfg: RefineConfig, *, overwrite: bool = False, log=print) -> Path:
         m = mask_to_model(torch.from_numpy(np.stack([(k > 0).astype(np.uint8) for k in inst])).to(dev)) \
             if model.cfg.mask_channels else None
         tgt_ids = torch.full((len(chunk),), tgt, device=dev)
-        seeds = [seed_for(cfg.seed, 6, i) for i, _ in chunk]
+        seeds = [seed_for(cfg.seed, REFINE_STREAM, i) for i, _ in chunk]
         if cfg.method == "sdedit":
             out = sdedit(model, x0, tgt_ids, m, strength=cfg.strength, sampler=cfg.sampler, steps=cfg.steps,
                          guidance=cfg.guidance, gens=generators(seeds, dev))

@@ -32,6 +32,8 @@ from synth import UserError
 from synth.diffusion.data import resize_image, resize_mask
 from synth.diffusion.sample import pick_device, seed_for
 from synth.generator.dataset import Dataset, DatasetWriter
+from synth.rng import (CLASS_IMAGES_STREAM, DREAMBOOTH_BATCH_STREAM, DREAMBOOTH_NOISE_STREAM, IMG2IMG_STREAM,
+                       LORA_INIT_STREAM)
 
 
 class StableError(UserError):
@@ -141,7 +143,7 @@ def refine_img2img(cfg, rendered: Dataset, *, overwrite: bool = False, log=print
             masks.append(resize_mask(rendered.mask(r), size))
         if len({i.shape for i in imgs}) > 1:
             raise StableError("rendered frames have mixed sizes; img2img refines one size per run")
-        seeds = [seed_for(cfg.seed, 7, i) for i, _ in chunk]
+        seeds = [seed_for(cfg.seed, IMG2IMG_STREAM, i) for i, _ in chunk]
         gens = [torch.Generator(device=pipe.device).manual_seed(s) for s in seeds]
         out = pipe(prompt=[cfg.prompt] * len(chunk), image=np.stack(imgs), strength=cfg.strength,
                    num_inference_steps=cfg.steps, guidance_scale=cfg.guidance, generator=gens, output_type="np").images
@@ -212,7 +214,7 @@ def dreambooth(cfg: DreamBoothConfig, log=print) -> Path:
                                    for r in Dataset.open(cfg.class_data)])
         else:  # the frozen model's own idea of the class: what prior preservation keeps
             log(f"generating {cfg.num_class_images} class images for prior preservation")
-            gens = [torch.Generator(device=dev).manual_seed(seed_for(cfg.seed, 11, i))
+            gens = [torch.Generator(device=dev).manual_seed(seed_for(cfg.seed, CLASS_IMAGES_STREAM, i))
                     for i in range(cfg.num_class_images)]
             out = []
             for s in range(0, cfg.num_class_images, 8):
@@ -225,7 +227,7 @@ def dreambooth(cfg: DreamBoothConfig, log=print) -> Path:
     for m in (unet, vae, text_encoder):
         m.requires_grad_(False)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed_for(cfg.seed, 12))  # LoRA init is random too
+        torch.manual_seed(seed_for(cfg.seed, LORA_INIT_STREAM))  # LoRA init is random too
         unet.add_adapter(LoraConfig(r=cfg.rank, lora_alpha=cfg.rank, init_lora_weights="gaussian",
                                     target_modules=["to_k", "to_q", "to_v", "to_out.0"]))
     params = [p for p in unet.parameters() if p.requires_grad]
@@ -242,8 +244,8 @@ def dreambooth(cfg: DreamBoothConfig, log=print) -> Path:
     unet.train()
     history = []
     for step in range(cfg.steps):
-        g = torch.Generator(device=dev).manual_seed(seed_for(cfg.seed, 13, step))
-        gi = torch.Generator().manual_seed(seed_for(cfg.seed, 14, step))
+        g = torch.Generator(device=dev).manual_seed(seed_for(cfg.seed, DREAMBOOTH_NOISE_STREAM, step))
+        gi = torch.Generator().manual_seed(seed_for(cfg.seed, DREAMBOOTH_BATCH_STREAM, step))
         idx = torch.randint(len(instance), (cfg.batch_size,), generator=gi).numpy()
         batch = instance[idx]
         emb = inst_emb.expand(cfg.batch_size, -1, -1)

@@ -41,6 +41,7 @@ from synth.diffusion.config import TrainConfig, TrainError  # noqa: F401  (also 
 from synth.diffusion.data import ImageSet, load_images, mask_to_model, to_model_range
 from synth.diffusion.model import DiffusionModel
 from synth.diffusion.sample import seed_for
+from synth.rng import EPOCH_ORDER_STREAM, TRAIN_NOISE_STREAM, TRAIN_SAMPLES_STREAM
 
 
 # Options that may change when resuming without changing the trained weights.
@@ -233,7 +234,7 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, da
 
     @lru_cache(maxsize=4)
     def epoch_order(epoch: int) -> np.ndarray:
-        return np.random.default_rng(np.random.SeedSequence([cfg.seed, 1, epoch])).permutation(n)
+        return np.random.default_rng(np.random.SeedSequence([cfg.seed, EPOCH_ORDER_STREAM, epoch])).permutation(n)
 
     def batch_indices(micro: int) -> np.ndarray:
         pos = micro * cfg.batch_size + np.arange(cfg.batch_size)
@@ -242,7 +243,7 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, da
 
     def micro_step(micro: int) -> torch.Tensor:
         idx = torch.from_numpy(batch_indices(micro))
-        g = torch.Generator().manual_seed(seed_for(cfg.seed, 2, micro, rank))
+        g = torch.Generator().manual_seed(seed_for(cfg.seed, TRAIN_NOISE_STREAM, micro, rank))
         b = len(idx)
         x0 = to_model_range(images[idx])
         m = masks[idx].float()
@@ -352,7 +353,7 @@ def write_sample_grid(model: DiffusionModel, path: Path, seed: int, steps: int, 
 
     n_rows = max(1, model.cfg.num_classes)
     class_ids = [c for c in range(n_rows) for _ in range(per_class)] if model.cfg.class_names else None
-    seeds = [seed_for(seed, 3, i) for i in range(n_rows * per_class)]
+    seeds = [seed_for(seed, TRAIN_SAMPLES_STREAM, i) for i in range(n_rows * per_class)]
     masks = None
     if model.cfg.mask_channels:  # masks of training frames of the same class, so lesions have a place
         lab = data.labels if class_ids else np.zeros(len(data), np.int64)

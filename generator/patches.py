@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from synth.generator.dataset import Dataset, DatasetError, DatasetWriter, frame_id
+from synth.rng import PATCH_STREAM
 
 CLASS_NAMES = ["normal", "lesion"]
 
@@ -148,7 +149,7 @@ def make_patches(cfg: PatchConfig, log=print) -> dict:
     ids = []
     for n, rec in enumerate(src):
         mask = src.mask(rec)
-        rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 31, n]))
+        rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, PATCH_STREAM, n]))
         image = src.image(rec)
         windows = choose_windows(mask, cfg, rng, image)
         if mask.any() and "lesion" not in windows:

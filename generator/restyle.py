@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from synth.generator.post import fov_mask
+from synth.rng import STYLE_STREAM
 
 METHODS = ("reinhard", "histogram", "fda")
 # The circle `synth classify` masks every image with (0.44 of the side), in fov_mask's units
@@ -42,7 +43,6 @@ REAL_FOV_RADIUS = 0.88
 # Pixels whose channels are all below this (grown by 2 px) are a real frame's black overlays.
 DARK = 10
 DEFAULT_BETA = 0.01  # the paper's value
-_STYLE_SALT = 4041  # keeps the style draws apart from the other seeded streams of a command
 
 
 # --------------------------------------------------------------------------- fields of view
@@ -211,10 +211,10 @@ def style_choice(seed: int, frame_index: int, n: int) -> int:
     """Index of the style frame (among n) for frame `frame_index`; depends only on (seed, index)."""
     if n <= 0:
         raise ValueError("no style frames to choose from")
-    rng = np.random.default_rng(np.random.SeedSequence([seed, _STYLE_SALT, frame_index]))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, STYLE_STREAM, frame_index]))
     return int(rng.integers(n))
 
 
 def style_rng(seed: int, *stream: int) -> np.random.Generator:
     """A Generator for drawing styles on the fly (classify), apart from style_choice's stream."""
-    return np.random.default_rng(np.random.SeedSequence([seed, _STYLE_SALT, 1, *stream]))
+    return np.random.default_rng(np.random.SeedSequence([seed, STYLE_STREAM, 1, *stream]))

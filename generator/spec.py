@@ -25,6 +25,7 @@ import numpy as np
 
 from synth.generator.lumen import LumenSampler, LumenShape, TAU
 from synth.generator.scene_config import PARIS_TYPES, VIEW_TYPES, SceneConfig, default_scene
+from synth.rng import FRAME_STREAM, LESION_STREAM, SCENE_STREAM  # the stream keys of frame specs
 
 # 2: camera starts 8-13 cm into the 30 cm lumen (from 1-6 cm, where a wide lens turned toward the
 # wall could see past the open start of the tube).
@@ -33,7 +34,6 @@ from synth.generator.scene_config import PARIS_TYPES, VIEW_TYPES, SceneConfig, d
 #    processor's tone curve, close views of the wall, lesions of the mucosa's own tissue, Paris
 #    types, overlays, Kvasir-sized lesions by default.
 SPEC_VERSION = 4
-SCENE_STREAM, FRAME_STREAM, LESION_STREAM = 0, 1, 2
 
 
 def _rng(*key: int) -> np.random.Generator:

@@ -14,11 +14,12 @@ from typing import Sequence
 import numpy as np
 
 from synth.generator.dataset import Dataset
+from synth.rng import SPLIT_STREAM
 
 
 def stratified_split(labels: Sequence[str], fractions: Sequence[float], seed: int) -> list[np.ndarray]:
     """Split indices into len(fractions) disjoint groups per class, reproducibly from `seed`."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 7919]))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, SPLIT_STREAM]))
     labels = np.asarray(labels)
     groups: list[list[int]] = [[] for _ in fractions]
     for c in sorted(set(labels.tolist())):
@@ -44,7 +45,7 @@ def holdout_split(ds: Dataset, holdout: float, seed: int) -> tuple[np.ndarray, n
         train, test = stratified_split(ds.labels(), [1.0 - holdout, holdout], seed)
         return train, test
     groups = sorted({r.source for r in ds.records})
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 7919, 1]))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, SPLIT_STREAM, 1]))
     held = set(np.asarray(groups, dtype=object)[rng.permutation(len(groups))[: int(round(holdout * len(groups)))]])
     is_test = np.array([r.source in held for r in ds.records])
     return np.flatnonzero(~is_test), np.flatnonzero(is_test)

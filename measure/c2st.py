@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from synth.measure import MetricError
+from synth.rng import C2ST_STREAM
 
 
 def image_features(images: np.ndarray) -> np.ndarray:
@@ -67,7 +68,7 @@ def c2st(real: np.ndarray, fake: np.ndarray, *, seed: int = 0, folds: int = 5) -
     if n < 2 * folds:
         raise MetricError(f"C2ST needs at least {2 * folds} images of each set, got {len(real)} real and "
                           f"{len(fake)} generated")
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 8]))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, C2ST_STREAM]))
     real = real[rng.permutation(len(real))[:n]]
     fake = fake[rng.permutation(len(fake))[:n]]
     X = np.concatenate([image_features(real), image_features(fake)])
