@@ -29,6 +29,9 @@ import numpy as np
 
 from synth import UserError
 from synth.generator.dataset import Dataset, DatasetError
+# The field-of-view circle and the classifier's input view live in the primitives layer;
+# imported here because they are also this module's API (train, segment, evaluate, the judge).
+from synth.generator.imaging import fov_mask, model_view  # noqa: F401
 from synth.generator.splits import holdout_split, stratified_split  # noqa: F401  (holdout_split: also this module's API)
 from synth.rng import CLASSICAL_AUGMENT_STREAM, fork_rng
 
@@ -232,13 +235,6 @@ def check_disjoint(train: Sequence[Selection], test: Sequence[Selection]) -> Non
 # --------------------------------------------------------------------------- images
 
 
-def fov_mask(size: int, radius: float) -> np.ndarray:
-    """A (size, size) bool mask: True inside a centred circle of `radius` x size pixels."""
-    c = (size - 1) / 2.0
-    yy, xx = np.mgrid[0:size, 0:size]
-    return (yy - c) ** 2 + (xx - c) ** 2 <= (radius * size) ** 2
-
-
 @dataclass
 class Arrays:
     """Images (N, 3, S, S) uint8, class indices (N,), optional binary masks (N, S, S) uint8,
@@ -261,17 +257,6 @@ class Arrays:
     def row_of(self) -> dict[tuple[str, str], int]:
         """(folder, frame id) -> row, to pick the rows of a sub-selection without decoding again."""
         return {(o[1], o[2]): k for k, o in enumerate(self.origin)}
-
-
-def model_view(img: np.ndarray, size: int, keep: np.ndarray | None) -> np.ndarray:
-    """An (H, W, 3) uint8 image as a classifier sees it: resized to size x size (area when
-    shrinking, linear when enlarging), black outside the field of view `keep` when given."""
-    import cv2
-
-    if img.shape[:2] != (size, size):
-        interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_LINEAR
-        img = cv2.resize(img, (size, size), interpolation=interp)
-    return img * keep[..., None].astype(np.uint8) if keep is not None else img
 
 
 def load_arrays(

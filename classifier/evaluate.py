@@ -45,6 +45,7 @@ from synth import UserError
 from synth.classifier import evaluate_report
 from synth.classifier.evaluate_report import reach_words
 from synth.generator.dataset import Dataset
+from synth.generator.imaging import resize_mask  # noqa: F401  (also this module's API)
 from synth.rng import JUDGE_SAMPLE_STREAM, PATCH_STREAM, REALISM_SAMPLE_STREAM, fork_rng
 
 
@@ -285,12 +286,6 @@ def read_frames(ds: Dataset, idx: np.ndarray, threads: int) -> list[tuple[np.nda
 
     with ThreadPoolExecutor(max(1, threads)) as pool:
         return list(pool.map(one, idx))
-
-
-def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
-    import cv2
-
-    return mask if mask.shape == (size, size) else cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
 
 
 PATCH_CLASSES = ["normal", "lesion"]

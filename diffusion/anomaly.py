@@ -34,6 +34,7 @@ from synth.diffusion.model import DiffusionModel, resolve_model_path
 from synth.diffusion.refine import sdedit
 from synth.diffusion.sample import generators, pick_device, seed_for
 from synth.generator.dataset import Dataset, as_channels, write_json, write_png
+from synth.generator.imaging import circle
 from synth.rng import ANOMALY_STREAM
 
 
@@ -58,8 +59,8 @@ class AnomalyConfig:
 
 
 def fov_mask(size: int) -> np.ndarray:
-    yy, xx = np.mgrid[0:size, 0:size] + 0.5
-    return ((yy - size / 2) ** 2 + (xx - size / 2) ** 2) <= (size / 2) ** 2
+    """The inscribed circle of a size x size image (--fov: scope borders and text score nothing)."""
+    return circle(size, size, 0.5)
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:

@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from synth.generator.dataset import Dataset, DatasetError
+from synth.generator.imaging import resize_mask  # noqa: F401  (also this module's API)
 
 CONDITIONS = ("label", "domain", "none")
 
@@ -59,15 +60,6 @@ def resize_image(img: np.ndarray, size: int) -> np.ndarray:
     interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_CUBIC
     out = cv2.resize(img, (size, size), interpolation=interp)
     return out.reshape(size, size, *img.shape[2:])  # OpenCV drops a single channel's axis
-
-
-def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
-    """Nearest-neighbour resize, so instance ids stay ids."""
-    import cv2
-
-    if mask.shape[:2] == (size, size):
-        return mask
-    return cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
 
 
 def open_datasets(paths: Sequence[str | Path]) -> list[Dataset]:

@@ -59,8 +59,8 @@ class Judge:
 
     def _prepare(self, images_u8: np.ndarray):
         """uint8 (N, H, W, 3) -> the normalised (N, 3, S, S) tensor the classifier was trained on."""
-        from synth.classifier.data import fov_mask, model_view
         from synth.classifier.train import to_input
+        from synth.generator.imaging import fov_mask, model_view
 
         s = self.cfg.size
         keep = fov_mask(s, self.cfg.fov_radius) if self.cfg.fov == "circle" else None

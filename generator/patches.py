@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from synth.generator.dataset import Dataset, DatasetError, DatasetWriter, frame_id
+from synth.generator.imaging import circle
 from synth.rng import PATCH_STREAM
 
 CLASS_NAMES = ["normal", "lesion"]
@@ -81,9 +82,7 @@ def _window_sums(binary: np.ndarray, side: int, stride: int) -> tuple[np.ndarray
 
 def outside_circle(h: int, w: int, radius: float) -> np.ndarray:
     """True where a pixel lies outside the centred circle of radius `radius` x the shorter side."""
-    yy, xx = np.mgrid[0:h, 0:w]
-    r = radius * min(h, w)
-    return (yy + 0.5 - h / 2) ** 2 + (xx + 0.5 - w / 2) ** 2 > r * r
+    return ~circle(h, w, radius)
 
 
 def excluded(image: np.ndarray, cfg: PatchConfig) -> np.ndarray:

@@ -22,7 +22,12 @@ def srgb_encode(linear: np.ndarray) -> np.ndarray:
 
 
 def fov_mask(size: int, shape: str, radius: float) -> np.ndarray:
-    """Boolean (size, size): True inside the scope's circular or octagonal field of view."""
+    """Boolean (size, size): True inside the scope's circular or octagonal field of view.
+
+    Deliberately not synth.generator.imaging's circle: the renderer cuts octagons too, and its
+    radius is in units of half the side (1 = the inscribed circle), as every frame's spec
+    records it (artefacts.fov_radius); the numbers of rendered frames depend on this formula.
+    """
     c = (size - 1) / 2.0
     yy, xx = np.mgrid[0:size, 0:size]
     x, y = (xx - c) / (size / 2.0), (yy - c) / (size / 2.0)

@@ -49,7 +49,12 @@ DEFAULT_BETA = 0.01  # the paper's value
 
 
 def _square_mask(h: int, w: int, shape: str, radius: float) -> np.ndarray:
-    """generator.post's scope mask at (h, w): drawn square, stretched when the frame is not."""
+    """generator.post's scope mask at (h, w): drawn square, stretched when the frame is not.
+
+    The renderer's mask on purpose (not synth.generator.imaging.circle): a render's field of
+    view must be the shape post.py cut, and real frames use the same code so both sides of a
+    transfer are masked alike (for a square frame, radius 0.88 here is imaging's 0.44).
+    """
     m = fov_mask(max(h, w), shape, radius)
     if (h, w) != m.shape:
         m = cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)

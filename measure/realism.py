@@ -27,6 +27,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from synth.generator import imaging
+
 FOV_RADIUS = 0.44  # x side: the field-of-view circle of `synth classify` (--fov-radius)
 BORDER_DARK = 10  # a pixel with every channel below this is black (border, overlay box)
 SPECULAR_MIN = 230  # a pixel with every channel at or above this is a saturated highlight
@@ -122,10 +124,9 @@ BY_NAME = {s.name: s for s in STATISTICS}
 
 
 def circle(h: int, w: int, radius: float = FOV_RADIUS) -> np.ndarray:
-    """True inside the centred circle of `radius` x the shorter side (the convention of
-    `synth classify --fov-radius`: centre at ((h-1)/2, (w-1)/2))."""
-    yy, xx = np.mgrid[0:h, 0:w]
-    return (yy - (h - 1) / 2.0) ** 2 + (xx - (w - 1) / 2.0) ** 2 <= (radius * min(h, w)) ** 2
+    """True inside the centred circle of `radius` x the shorter side (synth.generator.imaging's
+    one field-of-view convention, the circle of `synth classify --fov-radius`)."""
+    return imaging.circle(h, w, radius)
 
 
 def field_of_view(image: np.ndarray, radius: float = FOV_RADIUS, dark: int = BORDER_DARK) -> np.ndarray:

@@ -138,13 +138,12 @@ RULES = [
 # still there. Each one is debt to pay, not a licence; remove the line when the import goes.
 EXCEPTIONS: dict[tuple[str, str], str] = {
     # The judge is a classifier that `synth classify --save-model` trained: it loads the model
-    # with classifier.models / train.ClassifyConfig and prepares images exactly as classify
-    # did (classifier.data.model_view, fov_mask; train.to_input). It belongs in a measurement
-    # package that both command packages import (issue 10, point 3), once that package may
-    # hold torch code and the classify report has one reader there.
+    # with classifier.models / train.ClassifyConfig and normalises images as classify did
+    # (train.to_input; the resize and field of view are generator.imaging's). It belongs in a
+    # measurement package that both command packages import (issue 10, point 3), once that
+    # package may hold torch code and the classify report has one reader there.
     ("synth.diffusion.judge", "synth.classifier.models"): "the judge loads a classify model (issue 10 point 3)",
     ("synth.diffusion.judge", "synth.classifier.train"): "the judge reads ClassifyConfig and to_input",
-    ("synth.diffusion.judge", "synth.classifier.data"): "the judge prepares images as classify did",
     # `synth calibrate` renders trials and scores them with measure's realism statistics, so it
     # sits above measure, not in the pure generator layer; it reads frames with helpers of
     # `synth evaluate` (read_frames, realism_sample, resize_mask, model_view) that belong in the
