@@ -140,10 +140,11 @@ class FrameRenderer:
         self._tmp = Path(tempfile.mkdtemp(prefix="synth-render-"))
         self.last_render_seconds = 0.0
 
-    def _set_scene(self, scene_spec: dict) -> None:
+    def _set_scene(self, scene_spec: dict) -> bool:
+        """Build the scene's lumen unless it is the one already built; True when it was rebuilt."""
         key = (scene_spec["index"], repr(scene_spec["lumen"]), repr(scene_spec["mucosa"]))
         if key == self._scene_key:
-            return
+            return False
         if self._lumen is not None:
             remove_object(self._lumen)
         self._lumen = build_lumen(scene_spec["lumen"])
@@ -151,6 +152,7 @@ class FrameRenderer:
         self._mucosa = mucosa_material(scene_spec["mucosa"], scene_spec["lumen"]["length"])
         self._lumen.data.materials.append(self._mucosa)
         self._scene_key = key
+        return True
 
     def _set_lesions(self, lesions: list[dict], mucosa: dict) -> None:
         for obj in self._lesions:
@@ -165,7 +167,12 @@ class FrameRenderer:
         """Render one frame spec; returns the raw passes (see `read_exr`)."""
         if spec["resolution"] != self.resolution:
             raise ValueError("spec resolution differs from this renderer's")
-        self._set_scene(spec["scene"])
+        rebuilt = self._set_scene(spec["scene"])
+        # Persistent data keeps Cycles' copy of the scene between renders, which is what makes the
+        # frames of one lumen cheap; across a rebuilt lumen it let the previous scene leak into the
+        # first frames of the next (a frame differed from the same spec rendered alone, and between
+        # runs). A new lumen renders without it, which frees the old copy.
+        bpy.context.scene.render.use_persistent_data = not rebuilt
         self._set_lesions(spec["lesions"], spec["scene"]["mucosa"])
         setup_camera(spec["camera"])
         setup_lights(spec["camera"], spec["light"])
