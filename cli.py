@@ -157,6 +157,8 @@ def calibrate(
     frames: int = typer.Option(24, "--frames", help="Frames rendered per trial (the same seeded frames every trial)."),
     resolution: int = typer.Option(64, "--resolution", "-r", help="Render and measure at this size (real frames "
                                                                   "are resized to it)."),
+    frames_per_scene: int = typer.Option(1, "--frames-per-scene", help="Trial frames per built lumen (1: every "
+                                                                        "frame its own mucosa colour and vessels)."),
     quality: str = typer.Option("default", "--quality", help=QUALITY_HELP),
     samples: Optional[int] = typer.Option(None, "--samples", help="Cycles samples per pixel (overrides --quality)."),
     real_frames: int = typer.Option(200, "--real-frames", help="Real frames measured (a seeded sample)."),
@@ -176,6 +178,7 @@ def calibrate(
 
     cfg = CalibrateConfig(real=str(real), out=str(out), params=[p.strip() for p in params.split(",") if p.strip()],
                           trials=trials, frames=frames, check_frames=check_frames, resolution=resolution,
+                          frames_per_scene=frames_per_scene,
                           quality=quality, samples=samples, real_frames=real_frames, lesion_prob=lesion_prob,
                           scene=str(scene) if scene else None, set=list(set_), span=span, seed=seed,
                           overwrite=overwrite)

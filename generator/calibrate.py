@@ -251,6 +251,9 @@ class CalibrateConfig:
     frames: int = 24
     check_frames: int | None = None  # frames of each before/after check render (default: --frames)
     resolution: int = 64
+    # Each trial frame its own lumen: scene-level draws (the mucosa's colour, vessels) then average
+    # over as many scenes as frames, not frames / 4 (with 4, 24 frames held 6 mucosa colours).
+    frames_per_scene: int = 1
     quality: str = "default"
     samples: int | None = None
     real_frames: int = 200
@@ -273,6 +276,8 @@ class CalibrateConfig:
                             ("--real-frames", self.real_frames, 2)):
             if not isinstance(v, int) or v < lo:
                 raise CalibrateError(f"{name} must be at least {lo}, got {v}")
+        if self.frames_per_scene < 1:
+            raise CalibrateError(f"--frames-per-scene must be at least 1, got {self.frames_per_scene}")
         if self.check_frames is not None and self.check_frames < 1:
             raise CalibrateError(f"--check-frames must be at least 1, got {self.check_frames}")
         if not 16 <= self.resolution <= 512:
@@ -333,7 +338,8 @@ def render_scene(scene: SceneConfig, out: Path, cfg: CalibrateConfig, n: int, se
     from synth.generator.run import run_render
 
     rc = RenderConfig(n=n, out=str(out), lesion_prob=lesion_prob, seed=seed, resolution=cfg.resolution,
-                      quality=cfg.quality, samples=cfg.samples, scene=scene.to_dict())
+                      quality=cfg.quality, samples=cfg.samples, frames_per_scene=cfg.frames_per_scene,
+                      scene=scene.to_dict())
     run_render(rc, overwrite=True, quiet=True)
     return out
 
