@@ -40,6 +40,7 @@ from typing import Callable
 import numpy as np
 
 from synth import UserError
+from synth.rng import CALIBRATE_SAMPLER_STREAM
 from synth.generator.scene_config import (HEADER, RANGE, INT_RANGE, SceneConfig, dumps, resolve_scene,
                                           scene_diff, field_at)
 
@@ -351,7 +352,7 @@ def _sampler(seed: int, k: int, n_startup: int):
     import optuna
 
     # Reseeded per trial from (seed, trial number): a resumed study proposes what an uninterrupted one would.
-    s = int(np.random.SeedSequence([seed, 7_14, k]).generate_state(1)[0])
+    s = int(np.random.SeedSequence([seed, CALIBRATE_SAMPLER_STREAM, k]).generate_state(1)[0])
     return optuna.samplers.TPESampler(seed=s, n_startup_trials=n_startup, multivariate=True)
 
 

@@ -41,10 +41,7 @@ def _stream_arguments():
 
 
 # Keys still written as numbers where the name exists in synth/rng.py: (file, key) -> why.
-NOT_YET_NAMED = {
-    ("generator/calibrate.py", rng.CALIBRATE_SAMPLER_STREAM): "synth calibrate is in progress; "
-                                                              "use rng.CALIBRATE_SAMPLER_STREAM",
-}
+NOT_YET_NAMED: dict = {}
 
 
 def test_stream_keys_are_named_not_numbers():
