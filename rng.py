@@ -58,6 +58,10 @@ LORA_INIT_STREAM = 12  # dreambooth: the LoRA weights' initialisation
 DREAMBOOTH_NOISE_STREAM = 13  # dreambooth: latents, noise and timesteps of step s
 DREAMBOOTH_BATCH_STREAM = 14  # dreambooth: which instance images step s trains on
 ANOMALY_STREAM = 15  # diffusion anomaly: the noise of frame i, repeat k
+GENERATIVE_INIT_STREAM = 16  # vae / gan train: the initial weights
+GENERATIVE_EPOCH_STREAM = 17  # vae / gan train: the data order of epoch e
+GENERATIVE_NOISE_STREAM = 18  # vae / gan train: latents, encoder noise and flips of step s
+GENERATIVE_GRID_STREAM = 19  # vae / gan train: the sample grid of each checkpoint
 BENCHMARK_STREAM = 20  # benchmarks/: draws of the measurement scripts
 
 # ---- synth calibrate (it also renders and measures: the render and evaluate streams above)
@@ -76,6 +80,8 @@ COMMANDS = {
     "diffusion evaluate": (EVALUATE_SELECT_STREAM, EVALUATE_SAMPLES_STREAM, C2ST_STREAM),
     "diffusion dreambooth": (CLASS_IMAGES_STREAM, LORA_INIT_STREAM, DREAMBOOTH_NOISE_STREAM, DREAMBOOTH_BATCH_STREAM),
     "diffusion anomaly": (ANOMALY_STREAM,),
+    "vae train": (GENERATIVE_INIT_STREAM, GENERATIVE_EPOCH_STREAM, GENERATIVE_NOISE_STREAM, GENERATIVE_GRID_STREAM),
+    "gan train": (GENERATIVE_INIT_STREAM, GENERATIVE_EPOCH_STREAM, GENERATIVE_NOISE_STREAM, GENERATIVE_GRID_STREAM),
     "calibrate": (SCENE_STREAM, FRAME_STREAM, LESION_STREAM, REALISM_SAMPLE_STREAM, CALIBRATE_SAMPLER_STREAM),
 }
 

@@ -3,18 +3,20 @@ module level (`synth --help` stays instant).
 
 Each command builds one config dataclass and calls one importable function; user mistakes
 (`synth.UserError`) propagate to the root command group of cli.py, which prints them as one line
-and exits with code 2. `synth diffusion train` takes its option defaults from `TrainConfig`, so
-the command line and the code cannot drift apart.
+and exits with code 2. `synth diffusion train` takes its option defaults from `TrainConfig`, and
+`synth vae train` / `synth gan train` theirs from `VAETrainConfig` / `GANTrainConfig`, so the
+command line and the code cannot drift apart.
 """
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from synth.diffusion.config import TrainConfig
+from synth.diffusion.config import GENERATIVE_CONFIGS, GENERATIVE_METHODS, TrainConfig
 
 _TRAIN = TrainConfig(data=[], out="")  # the defaults of `synth diffusion train`
 
@@ -95,35 +97,50 @@ def register(app: typer.Typer) -> None:
 
     # ------------------------------------------------------------------ sample / augment
 
-    def _augment(model, out, n, classes, sampler, steps, guidance, masks_from, label, batch_size, seed, overwrite):
-        from synth.diffusion.augment import AugmentConfig, augment
-
-        cfg = AugmentConfig(model=str(model), out=str(out), n_per_class=n, classes=_names(classes),
-                            sampler=sampler, steps=steps, guidance=guidance,
-                            masks_from=str(masks_from) if masks_from else None, label=label,
-                            batch_size=batch_size, seed=seed)
-        path = augment(cfg, overwrite=overwrite, log=typer.echo)
-        typer.echo(f"wrote samples to {path}")
-
     def augment_cmd(
-        model: Path = typer.Option(..., "--model", "-m", help="Model folder or training run folder."),
+        model: Path = typer.Option(..., "--model", "-m", help="Model folder or training run folder (from `synth "
+                                                                "diffusion train`, `synth vae train` or `synth gan train`)."),
         out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to write."),
         n: int = typer.Option(100, "--n", help="Samples per class."),
+        method: Optional[str] = typer.Option(None, "--method", help="ddpm (diffusion), vae or gan (default: what "
+                                                                    "--model holds; an error if they disagree)."),
         classes: Optional[str] = typer.Option(None, "--classes", help="Comma-separated classes (default: all)."),
-        sampler: str = typer.Option("ddim", "--sampler", help=SAMPLER_HELP),
+        sampler: str = typer.Option("ddim", "--sampler", help=SAMPLER_HELP + " Diffusion models only, as are "
+                                                                             "--steps, --guidance and --masks-from."),
         steps: Optional[int] = typer.Option(None, "--steps", help=STEPS_HELP),
         guidance: float = typer.Option(2.0, "--guidance", help="Classifier-free guidance scale (1: none)."),
         masks_from: Optional[Path] = typer.Option(None, "--masks-from", help="Dataset to take masks from (mask-conditioned models)."),
         label: str = typer.Option("sample", "--label", help="Label of samples of an unconditional model."),
+        filter_judge: Optional[Path] = typer.Option(None, "--filter-judge", help="A `synth classify --save-model` "
+                                                    "report trained on real images: keep only samples it gives "
+                                                    "their own class with at least --filter-threshold."),
+        filter_threshold: float = typer.Option(0.5, "--filter-threshold", help="Judge probability a sample's class "
+                                                                              "needs to be kept, in [0, 1]."),
+        filter_cap: int = typer.Option(20, "--filter-cap", help="Stop a class after this many times --n draws "
+                                                                "(it then has fewer than --n)."),
         batch_size: int = typer.Option(32, "--batch-size", "-b"),
         seed: int = typer.Option(0, "--seed"),
         overwrite: bool = typer.Option(False, "--overwrite"),
     ) -> None:
         """Write N class-conditional samples per class as a dataset (to enlarge a small training set)."""
-        _augment(model, out, n, classes, sampler, steps, guidance, masks_from, label, batch_size, seed, overwrite)
+        from synth.diffusion.augment import AugmentConfig, augment
+
+        cfg = AugmentConfig(model=str(model), out=str(out), n_per_class=n, classes=_names(classes),
+                            sampler=sampler, steps=steps, guidance=guidance,
+                            masks_from=str(masks_from) if masks_from else None, label=label,
+                            batch_size=batch_size, seed=seed, method=method,
+                            filter_judge=str(filter_judge) if filter_judge else None,
+                            filter_threshold=filter_threshold, filter_cap=filter_cap)
+        path = augment(cfg, overwrite=overwrite, log=typer.echo)
+        typer.echo(f"wrote samples to {path}")
 
     app.command("augment")(augment_cmd)
     diffusion_app.command("sample")(augment_cmd)
+
+    # ------------------------------------------------------------------ VAE and GAN
+
+    for method in GENERATIVE_METHODS:
+        _register_generative(app, method)
 
     # ------------------------------------------------------------------ refine
 
@@ -295,3 +312,61 @@ def register(app: typer.Typer) -> None:
                             batch_size=batch_size, limit=limit, seed=seed)
         report = score(cfg, overwrite=overwrite, log=typer.echo)
         typer.echo(json.dumps({k: v for k, v in report.items() if k != "config"}))
+
+
+GENERATIVE_HELP = {
+    "vae": ("Class-conditional convolutional VAE: latent and class embedding in, image out; "
+            "`synth augment --model RUN` samples it.", "Train a small class-conditional VAE on dataset folders."),
+    "gan": ("Class-conditional GAN (DCGAN generator, spectral-norm projection discriminator, hinge loss, "
+            "EMA generator); `synth augment --model RUN` samples it.",
+            "Train a small class-conditional GAN on dataset folders."),
+}
+
+
+def _register_generative(app: typer.Typer, method: str) -> None:
+    """`synth vae train` / `synth gan train`: one command shape, the method's own options and defaults."""
+    group = typer.Typer(help=GENERATIVE_HELP[method][0], no_args_is_help=True)
+    app.add_typer(group, name=method)
+    d = GENERATIVE_CONFIGS[method](data=[], out="")  # this method's defaults
+
+    def train_cmd(
+        data: List[Path] = typer.Option(..., "--data", "-d", help="Dataset folder(s) to learn from (repeatable); "
+                                                                  "classes are their labels, in their order."),
+        out: Path = typer.Option(..., "--out", "-o", help="Training run folder (checkpoints, samples, loss, model/)."),
+        resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Resize frames to NxN (a multiple "
+                                                                                   "of 2 ** levels)."),
+        channels: str = typer.Option(",".join(map(str, d.channels)), "--channels",
+                                     help="Conv widths per level, comma-separated; each level halves the image."),
+        latent_dim: int = typer.Option(d.latent_dim, "--latent-dim", help="Size of the latent vector."),
+        steps: int = typer.Option(d.steps, "--steps", help="Optimizer steps."),
+        batch_size: int = typer.Option(d.batch_size, "--batch-size", "-b"),
+        lr: float = typer.Option(d.lr, "--lr", help="Adam learning rate" + (" (generator and discriminator)."
+                                                                            if method == "gan" else ".")),
+        kl_weight: float = typer.Option(getattr(d, "kl_weight", 0.0), "--kl-weight",
+                                        help="Weight of the KL term against the summed squared pixel error."),
+        ema_decay: float = typer.Option(getattr(d, "ema_decay", 0.0), "--ema-decay",
+                                        help="Decay of the EMA generator that is saved and sampled."),
+        flip: bool = typer.Option(d.flip, "--flip/--no-flip", help="Random horizontal flips of training images."),
+        checkpoint_every: int = typer.Option(d.checkpoint_every, "--checkpoint-every"),
+        limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N frames of each folder."),
+        seed: int = typer.Option(0, "--seed"),
+        resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run in --out."),
+    ) -> None:
+        from synth.diffusion.generative import train
+
+        extra = {"vae": {"kl_weight": kl_weight}, "gan": {"ema_decay": ema_decay}}[method]
+        cfg = GENERATIVE_CONFIGS[method](
+            data=[str(p) for p in data], out=str(out), resolution=resolution, channels=_ints(channels, "--channels"),
+            latent_dim=latent_dim, steps=steps, batch_size=batch_size, lr=lr, flip=flip,
+            checkpoint_every=checkpoint_every, seed=seed, limit=limit, **extra)
+        run = train(cfg, overwrite=overwrite, resume=resume, log=typer.echo)
+        typer.echo(f"model saved in {run / 'model'}")
+
+    train_cmd.__doc__ = GENERATIVE_HELP[method][1]
+    # One function for both commands; each shows only its own method's option (typer reads the
+    # signature, so the other method's parameter is taken out of it).
+    sig = inspect.signature(train_cmd)
+    other = "ema_decay" if method == "vae" else "kl_weight"
+    train_cmd.__signature__ = sig.replace(parameters=[p for p in sig.parameters.values() if p.name != other])
+    group.command("train")(train_cmd)

@@ -1,8 +1,10 @@
-"""The configurations of a diffusion model and of its training, with their defaults and checks.
+"""The configurations of a diffusion model and of its training, and of VAE and GAN training,
+with their defaults and checks.
 
 No torch at module level (it is imported only for the one check that needs it), so the CLI
-reads its `synth diffusion train` option defaults from these dataclasses at start-up: each
-default is stated here once and cannot drift between the command line and the code.
+reads the option defaults of `synth diffusion train`, `synth vae train` and `synth gan train`
+from these dataclasses at start-up: each default is stated here once and cannot drift between
+the command line and the code.
 `synth.diffusion.model` and `synth.diffusion.train` re-export these names.
 """
 
@@ -143,3 +145,70 @@ class TrainConfig:
             learned_variance=self.learned_variance, schedule=self.schedule, prediction=self.prediction,
             timesteps=self.timesteps,
         ).validate()
+
+
+# --------------------------------------------------------------------------- VAE and GAN
+
+GENERATIVE_METHODS = ("vae", "gan")  # besides diffusion ("ddpm"): `synth vae train`, `synth gan train`
+
+
+@dataclass
+class GenerativeTrainConfig:
+    """`synth vae train` / `synth gan train`: one run folder shape and one loop for both
+    (diffusion/generative.py). `method` is set by the subclass and saved with the run."""
+
+    data: list[str]
+    out: str
+    method: str = field(default="", init=False)
+    resolution: int | None = None
+    channels: tuple[int, ...] = (32, 64)  # conv widths per level; each level halves the image
+    latent_dim: int = 64
+    steps: int = 5000
+    batch_size: int = 64
+    lr: float = 2e-4
+    flip: bool = True  # random horizontal flips of the training images
+    checkpoint_every: int = 1000
+    seed: int = 0
+    limit: int | None = None  # frames per dataset, for quick runs
+
+    def validate(self) -> "GenerativeTrainConfig":
+        self.channels = tuple(int(c) for c in self.channels)
+        for name in ("steps", "batch_size", "checkpoint_every", "latent_dim"):
+            if getattr(self, name) <= 0:
+                raise TrainError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if not self.channels or any(c <= 0 for c in self.channels):
+            raise TrainError(f"--channels must be positive numbers, got {self.channels}")
+        if self.lr <= 0:
+            raise TrainError(f"--lr must be positive, got {self.lr}")
+        return self
+
+
+@dataclass
+class VAETrainConfig(GenerativeTrainConfig):
+    method: str = field(default="vae", init=False)
+    lr: float = 1e-3
+    # Weight of the KL term against the summed squared error of the pixels (in [-1, 1]):
+    # lower gives sharper reconstructions and samples that follow the prior less closely.
+    kl_weight: float = 1.0
+
+    def validate(self) -> "VAETrainConfig":
+        super().validate()
+        if self.kl_weight < 0:
+            raise TrainError(f"--kl-weight must not be negative, got {self.kl_weight}")
+        return self
+
+
+@dataclass
+class GANTrainConfig(GenerativeTrainConfig):
+    method: str = field(default="gan", init=False)
+    lr: float = 2e-4
+    ema_decay: float = 0.999  # the EMA generator is the one saved and sampled
+
+    def validate(self) -> "GANTrainConfig":
+        super().validate()
+        if not 0 <= self.ema_decay < 1:
+            raise TrainError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
+        return self
+
+
+GENERATIVE_CONFIGS = {"vae": VAETrainConfig, "gan": GANTrainConfig}

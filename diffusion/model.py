@@ -7,6 +7,9 @@ A model folder holds exactly what sampling needs, so `sample`, `refine`, `augmen
     scheduler/          DDPMScheduler.save_pretrained (the training noise schedule)
     synth_model.json    class names, image channels, mask conditioning, resolution, and what it was trained on
 
+`resolve_model_path` also recognises the VAE and GAN folders of diffusion/generative.py, so
+passing one where a diffusion model is needed says what the folder holds.
+
 Images have `image_channels` channels: 3 for RGB data, 1 for greyscale data (CT, MRI, X-ray),
 so a grey dataset is learned and sampled as one channel rather than three that drift apart.
 
@@ -130,17 +133,47 @@ class DiffusionModel:
         return cls(cfg, unet, scheduler, meta.get("info"))
 
 
+# A VAE or GAN model folder (diffusion/generative.py): its config.json names the method.
+GENERATIVE_CONFIG = "config.json"
+GENERATIVE_WEIGHTS = "model.safetensors"
+
+
+def model_method(folder: Path) -> str | None:
+    """What a model folder holds: "ddpm" (a diffusion model), "vae" or "gan"; None if no model."""
+    if (folder / META_FILE).is_file():
+        return "ddpm"
+    if (folder / GENERATIVE_CONFIG).is_file() and (folder / GENERATIVE_WEIGHTS).is_file():
+        try:
+            method = json.loads((folder / GENERATIVE_CONFIG).read_text()).get("method")
+        except (json.JSONDecodeError, AttributeError):
+            return None
+        return str(method) if method else None
+    return None
+
+
+def find_model(path: Path | str) -> tuple[str, Path] | None:
+    """(method, model folder) of a model folder or training run folder (its final model, else its
+    newest checkpoint's), or None when there is no model there."""
+    path = Path(path)
+    ckpts = sorted((path / "checkpoints").glob("step-*/model"), reverse=True) if (path / "checkpoints").is_dir() \
+        else []
+    for folder in (path, path / "model", *ckpts):
+        method = model_method(folder)
+        if method:
+            return method, folder
+    return None
+
+
 def resolve_model_path(path: Path | str) -> Path:
     """Accept a model folder, or a training run folder (its final model, else its newest checkpoint)."""
     path = Path(path)
     if not path.exists():
         raise ModelError(f"model {path} does not exist; train one with `synth diffusion train`")
-    if (path / META_FILE).exists():
-        return path
-    if (path / "model" / META_FILE).exists():
-        return path / "model"
-    ckpts = sorted((path / "checkpoints").glob("step-*/model")) if (path / "checkpoints").is_dir() else []
-    ckpts = [c for c in ckpts if (c / META_FILE).exists()]
-    if ckpts:
-        return ckpts[-1]
-    raise ModelError(f"{path} is not a synth diffusion model or training run (no {META_FILE})")
+    found = find_model(path)
+    if found is None:
+        raise ModelError(f"{path} is not a synth diffusion model or training run (no {META_FILE})")
+    method, folder = found
+    if method != "ddpm":
+        raise ModelError(f"{path} holds a {method} model (from `synth {method} train`), not a diffusion model; "
+                         f"only `synth augment --model {path}` samples it")
+    return folder

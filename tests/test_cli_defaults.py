@@ -41,6 +41,8 @@ def _config(dotted: str):
 
 @pytest.mark.parametrize("path, config", [
     (("diffusion", "train"), "synth.diffusion.config.TrainConfig"),
+    (("vae", "train"), "synth.diffusion.config.VAETrainConfig"),
+    (("gan", "train"), "synth.diffusion.config.GANTrainConfig"),
     (("augment",), "synth.diffusion.augment.AugmentConfig"),
     (("refine",), "synth.diffusion.refine.RefineConfig"),
     (("diffusion", "evaluate"), "synth.diffusion.evaluate.EvaluateConfig"),
