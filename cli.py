@@ -282,12 +282,16 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", help="Same seed: same splits, samples, weights and numbers."),
     threads: int = typer.Option(2, "--threads", help="CPU threads for torch and image decoding."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier report in --out."),
+    realism_only: bool = typer.Option(False, "--realism-only", help="Only the realism part (statistics, C2ST, "
+                                                                    "contact sheet: minutes), e.g. while tuning a "
+                                                                    "scene; no segmenter or patch classifier."),
 ) -> None:
     """Will these synthetic frames help on my real data? Realism, transfer and low-data curves in one report."""
     from synth.classifier.evaluate import EvaluateConfig, run_evaluate
 
     cfg = EvaluateConfig(synthetic=str(synthetic), real=[str(p) for p in real], out=str(out), budget=budget,
-                         set=list(set_), seed=seed, threads=threads, overwrite=overwrite)
+                         set=list(set_), seed=seed, threads=threads, overwrite=overwrite,
+                         realism_only=realism_only)
     cfg.validate()  # bad input fails before the progress bar appears
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 

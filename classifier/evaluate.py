@@ -162,6 +162,9 @@ class EvaluateConfig:
     seed: int = 0
     threads: int = 2
     overwrite: bool = False
+    # Realism only (statistics, C2ST, contact sheet: minutes) is the quick loop for tuning a scene;
+    # the transfer part (segmenter, patch classifier, low data) says whether it mattered.
+    realism_only: bool = False
 
     def validate(self) -> Budget:
         if not self.real:
@@ -426,13 +429,14 @@ class Evaluation:
 
     def plan(self) -> None:
         b, s = self.budget, self.steps
+        transfer = not self.cfg.realism_only
         n_syn = len(capped(self.synthetic.dataset, np.arange(len(self.synthetic.dataset)), b.frames_synthetic, 0))
         for f in [self.synthetic] + self.reals:
             s.plan(f"realism:{f.name}", 0.01 * len(realism_sample(f.dataset, b.realism_frames, 0)))
         seg_cost = 0.03 * (b.seg_size / 64) ** 2
         for f in self.reals:
             s.plan(f"c2st:{f.name}", 1.0)
-            if not self._transferable(f, announce=False):
+            if not transfer or not self._transferable(f, announce=False):
                 continue
             n_real = len(capped(f.dataset, np.arange(len(f.dataset)), b.frames_real, 0))
             pool = (1 - b.holdout) * n_real
@@ -717,7 +721,11 @@ def run_evaluate(cfg: EvaluateConfig, log: Callable[[str], None] = print,
     ev.say(f"evaluating {ev.synthetic.path} against {', '.join(f.path for f in ev.reals)} "
            f"(budget {budget.name}, seed {cfg.seed})")
     ev.realism()
-    ev.transfer()
+    if not cfg.realism_only:
+        ev.transfer()
+    else:
+        for f in ev.reals:
+            ev.skip(f.name, "segmentation and patch classifier (transfer, low data)", "not asked (--realism-only)")
     steps.end()
     ev.payload["seconds"] = round(time.time() - t0, 1)
     ev.payload["answer"] = evaluate_report.answer(ev.payload)

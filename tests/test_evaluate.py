@@ -227,6 +227,22 @@ def test_realism_only_run_is_seeded_and_refuses_to_overwrite_silently(tmp_path):
     assert json.dumps(rep["realism"], sort_keys=True) == json.dumps(again["realism"], sort_keys=True)
 
 
+def test_realism_only_skips_training_even_for_folders_with_masks(tmp_path):
+    """--realism-only (the quick loop while tuning a scene): statistics and C2ST for every real
+    folder, no segmenter or patch classifier even where masks would allow them, and the report
+    says why they are missing."""
+    syn = make_scope_frames(tmp_path / "syn", n=24, size=32)
+    real = make_scope_frames(tmp_path / "real", n=20, size=32, seed=1, kind="real")
+    res = _cli(["evaluate", syn, "--real", real, "--out", tmp_path / "rep", "--realism-only"]
+               + sum((["--set", kv] for kv in TINY), []))
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert rep["transfer"] == {} and rep["low_data"] == {}
+    assert "c2st_accuracy" in rep["realism"]["folders"]["real"]["c2st"]
+    assert [s["reason"] for s in rep["skipped"]] == ["not asked (--realism-only)"]
+    assert not (tmp_path / "rep" / "transfer.png").exists()
+
+
 def test_evaluate_bad_input_gives_one_line_errors(tmp_path):
     syn = make_scope_frames(tmp_path / "syn", n=6, size=32)
     out = tmp_path / "rep"
