@@ -33,7 +33,7 @@ from synth.rng import FRAME_STREAM, LESION_STREAM, SCENE_STREAM  # the stream ke
 # 4: the look of real frames: baked vessel trees, patches and mucus, wet speckle, an endoscope
 #    processor's tone curve, close views of the wall, lesions of the mucosa's own tissue, Paris
 #    types, overlays, Kvasir-sized lesions by default.
-SPEC_VERSION = 4
+SPEC_VERSION = 5
 
 
 def _rng(*key: int) -> np.random.Generator:
@@ -179,6 +179,11 @@ def pixels_per_radian(cam: dict, resolution: int, rho: float) -> float:
     return half / t / math.cos(alpha) ** 2
 
 
+# Least distance (cm) from the scope's lens to the wall or to a lesion (its lights sit up to
+# 0.15 cm off the lens and are up to 0.2 cm wide).
+CAMERA_CLEARANCE_CM = 0.35
+
+
 def sample_camera(rng: np.random.Generator, sampler: LumenSampler, sc: SceneConfig | None = None) -> dict:
     C = (sc or default_scene()).camera
     # The default 8-13 cm is far enough in that no ray of a 170 deg lens tilted 65 deg can leave
@@ -207,6 +212,15 @@ def sample_camera(rng: np.random.Generator, sampler: LumenSampler, sc: SceneConf
         side = forward - t * float(t @ forward)
         side = side / max(float(np.linalg.norm(side)), 1e-9)
     pos = c + off * r_local * side
+    # r_local is the wall distance at one angle; toward `side` the wall may be nearer (taeniae,
+    # noise, a fold beside). Keep the scope and its lights (up to 0.15 cm off the lens, 0.2 cm wide)
+    # inside the lumen: a light behind the wall leaves the frame black but for a lit crescent.
+    clearance = min(CAMERA_CLEARANCE_CM, 0.5 * r_local)
+    for _ in range(24):
+        if sampler.inside(pos) >= clearance:
+            break
+        off *= 0.85
+        pos = c + off * r_local * side
     toward_wall = view != "lumen"
     roll = _u(rng, 0, TAU)
     up = _rotate(n - forward * (n @ forward), forward, roll)
@@ -262,6 +276,22 @@ DEFAULT_LESION_AREA = default_scene().lesion.area
 DEFAULT_OVERLAY_PROB = default_scene().artefacts.overlay_prob
 
 
+def _camera_in_lesion(origin: np.ndarray, sampler: LumenSampler, s_hit: float, th_hit: float,
+                      size: float, height: float, stalk: float) -> bool:
+    """Whether the scope would sit inside (or within CAMERA_CLEARANCE_CM of) a lesion based at the
+    wall point (s_hit, th_hit). The distance along the viewing ray misses this on grazing views:
+    a wide lesion beside a scope close to the wall can swallow the lens (a black frame)."""
+    base = sampler.wall_point(s_hit, th_hit)
+    normal = sampler.wall_normal(s_hit, th_hit)
+    rel = origin - base
+    above = float(rel @ normal)
+    aside = float(np.linalg.norm(rel - above * normal))
+    # The lesion's extent: up to 1.3 x elongation, lobes and a tilted stalk (sin 0.7 rad ~ 0.65) widen it.
+    top = stalk + size * max(height, 0.0) * 1.3 + size * (stalk > 0)
+    reach = 1.4 * size + 0.65 * stalk
+    return above < top + CAMERA_CLEARANCE_CM and aside < reach + CAMERA_CLEARANCE_CM
+
+
 def sample_lesion(rng: np.random.Generator, sampler: LumenSampler, cam: dict, mucosa: dict,
                   resolution: int, min_pixels: int, fov_radius: float, instance: int,
                   area: tuple[float, float] | None = None, sc: SceneConfig | None = None) -> dict | None:
@@ -303,11 +333,19 @@ def sample_lesion(rng: np.random.Generator, sampler: LumenSampler, cam: dict, mu
         # Base radius whose projection (a disc at `dist`, seen at incidence `facing`) meets the target.
         want = dist * math.tan(min(target_px / ppr, 1.4))
         s = min(max(want, size_lo), size_hi)
-        # Keep clear of the lens: a lesion (or a stalk) almost touching the scope fills the view.
-        stalk = les_stalk
-        if kind == "pedunculated":
-            stalk = min(les_stalk, max(0.05, (dist - 0.5) / 1.2 - s * height))
-        if dist < 0.5 + 1.2 * (s * max(height, 0.0) + stalk):
+        # Keep clear of the lens: a lesion (or a stalk) almost touching the scope fills the view,
+        # and one grown around the scope (a close, grazing view) leaves the frame black. Shrink the
+        # lesion toward its smallest size until it is clear; skip the candidate if it never is.
+        while True:
+            stalk = les_stalk
+            if kind == "pedunculated":
+                stalk = min(les_stalk, max(0.05, (dist - 0.5) / 1.2 - s * height))
+            clear = (dist >= 0.5 + 1.2 * (s * max(height, 0.0) + stalk)
+                     and not _camera_in_lesion(origin, sampler, s_hit, th_hit, s, height, stalk))
+            if clear or s <= size_lo:
+                break
+            s = max(size_lo, 0.8 * s)
+        if not clear:
             continue
         px = math.atan(s / dist) * ppr
         if px < need_px:

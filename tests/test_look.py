@@ -38,7 +38,7 @@ def test_vessels_darken_and_redden_the_albedo():
 def test_specs_v4_round_trip_and_carry_the_new_look():
     specs = _specs(2, n=40)
     for s in specs:
-        assert s["spec_version"] == SPEC_VERSION == 4
+        assert s["spec_version"] == SPEC_VERSION == 5
         assert json.loads(json.dumps(s)) == s
         assert s["camera"]["view"] in VIEW_TYPES
         assert {"tone", "glint_strength", "chromatic_aberration", "overlay"} <= set(s["artefacts"])

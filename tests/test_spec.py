@@ -148,3 +148,30 @@ def test_lesion_area_range_moves_the_lesions_apparent_size():
     assert max(small_t) <= 0.01 and min(big_t) >= 0.2
     # Bigger targets come out nearer or larger: distance per cm of lesion falls.
     assert np.median(big_ratio) < 0.5 * np.median(small_ratio)
+
+
+def test_the_scope_stays_clear_of_the_wall_and_of_every_lesion():
+    """Close views of the wall put the scope near the mucosa; it must stay inside the lumen (its
+    lights behind the wall leave a black frame with a lit crescent) and outside every lesion (a
+    lesion grown around the lens does the same). Wall views only, every frame with a lesion."""
+    from synth.generator.lumen import LumenSampler, LumenShape
+    from synth.generator.scene_config import apply_sets, default_scene
+    from synth.generator.spec import CAMERA_CLEARANCE_CM, _camera_in_lesion
+
+    sc = apply_sets(default_scene(), ["camera.views.lumen=0", "camera.views.oblique=0", "camera.views.wall=1",
+                                      "camera.wall_offset=0.7,0.95", "lesion.area=0.2,0.6"])
+    ss = list(frame_specs(seed=11, indices=range(64), lesion_prob=1.0, resolution=64, frames_per_scene=8,
+                          min_lesion_pixels=8, render=RENDER, scene_config=sc))
+    placed, samplers = 0, {}
+    for i, s in enumerate(ss):
+        if i // 8 not in samplers:
+            samplers[i // 8] = LumenSampler(LumenShape.from_dict(s["scene"]["lumen"]))
+        sampler = samplers[i // 8]
+        cam = np.asarray(s["camera"]["location"])
+        assert sampler.inside(cam) >= CAMERA_CLEARANCE_CM - 1e-6  # lumen radii of 1.6 cm and more
+        for les in s["lesions"]:
+            placed += 1
+            assert not _camera_in_lesion(cam, sampler, les["s"], les["theta"], les["size"], les["height"],
+                                         les.get("stalk_length", 0.0))
+    # Shrinking a lesion that would swallow the scope keeps nearly every lesion frame a lesion frame.
+    assert placed >= 0.9 * len(ss)
