@@ -241,6 +241,27 @@ def data_import(
     typer.echo(f"imported {len(ds)} images into {path} ({', '.join(f'{k}: {v}' for k, v in counts.items())})")
 
 
+@data_app.command("subset")
+def data_subset(
+    source: Path = typer.Argument(..., help="Dataset folder to take a share of."),
+    out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to write."),
+    fraction: float = typer.Option(..., "--fraction", help="Stratified share of the frames, in (0, 1]: the share "
+                                                           "`synth classify --train NAME=SOURCE:FRACTION` uses."),
+    seed: int = typer.Option(0, "--seed", help="The --seed of the synth classify run whose share you want."),
+    holdout: Optional[float] = typer.Option(None, "--holdout", help="Take the share from the training pool "
+                                                                    "left when SOURCE is also the test set "
+                                                                    "(synth classify --holdout)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset in --out."),
+) -> None:
+    """Copy the few real frames a low-data run trains on into their own folder (to train a generator on)."""
+    from synth.generator.subset import SubsetConfig, make_subset
+
+    counts = make_subset(SubsetConfig(source=str(source), out=str(out), fraction=fraction, seed=seed,
+                                      holdout=holdout, overwrite=overwrite))
+    typer.echo(f"copied {sum(counts.values())} frames of {source} into {out} "
+               f"({', '.join(f'{k}: {v}' for k, v in counts.items())})")
+
+
 @data_app.command("patches")
 def data_patches(
     source: Path = typer.Argument(..., help="Dataset folder with lesion masks (rendered, or imported pairs)."),

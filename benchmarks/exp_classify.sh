@@ -96,7 +96,7 @@ fit2() {  # can the model learn the rendered task? 70 % of the renders to train,
 row1b2() {
   $S classify --model smallcnn --epochs 10 --train rendered=$SNAP $REAL_TEST --out $OUT/row1-smallcnn $C2
 }
-row42() {  # needs runs/blood-augment: a model trained on exactly the 10 % below (benchmarks/exp_subset.py)
+row42() {  # needs runs/blood-augment: a model trained on exactly the 10 % below (synth data subset)
   $S classify --train real=runs/real/blood-train:0.1 --train diffusion=runs/blood-augment --epochs 10 \
     --out $OUT/row4-blood-10pct-diffusion $BLOOD
 }
@@ -112,7 +112,7 @@ row4full2() {
   $S classify --train real=runs/real/blood-train --epochs 2 --threads 1 --out $OUT/row4-blood-100pct $BLOOD
 }
 blood_augment() {  # the diffusion samples of row 4b, from the 10 % that row 4a trained on
-  .venv/bin/python benchmarks/exp_subset.py runs/exp/row4-blood-10pct/report.json runs/real/blood-train runs/blood-10pct
+  $S data subset runs/real/blood-train --fraction 0.1 --seed 0 --out runs/blood-10pct
   $S diffusion train --data runs/blood-10pct --out runs/blood10-ddpm --resolution 28 --steps 4000 --schedule linear --prediction epsilon \
     --batch-size 16 --checkpoint-every 1000 --seed 0   # stopped after the step-2000 checkpoint in RESULTS.md
   $S augment --model runs/blood10-ddpm --out runs/blood-augment --n 150 --sampler dpm++ --steps 20 --seed 0

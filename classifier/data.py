@@ -210,16 +210,10 @@ def select_sources(
 
 
 def _fraction(ds: Dataset, idx: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """A stratified `fraction` of `idx`. Nested in the fraction for a fixed seed (1 % is inside 5 %)."""
-    if fraction >= 1.0:
-        return idx
-    if fraction <= 0.0:
-        return idx[:0]
-    labels = [ds.records[i].label for i in idx]
-    # stratified_split shuffles each class the same way whatever the fractions, so the
-    # first `fraction` of a class is always a prefix of a larger fraction's share.
-    part, _ = stratified_split(labels, [fraction, 1.0 - fraction], seed)
-    return idx[part]
+    """A stratified `fraction` of `idx` (generator/splits.py: the same share `synth data subset` copies)."""
+    from synth.generator.splits import stratified_fraction
+
+    return stratified_fraction([ds.records[i].label for i in idx], idx, fraction, seed)
 
 
 def check_disjoint(train: Sequence[Selection], test: Sequence[Selection]) -> None:
