@@ -9,7 +9,9 @@ can change without moving another:
   which is the same SeedSequence turned into a 63-bit seed, so both share one key space;
 - the classifier's training loop (an older scheme, kept so reports do not move):
   `torch.Generator().manual_seed(seed * 1000 + offset)`, offset 0 for a first training and 1
-  for the second of a protocol (`seed_offset` in classifier/train.py).
+  for the second of a protocol (`seed_offset` in classifier/train.py). `--protocol augment`
+  trains each row with training seeds seed, seed+1, ... through the same scheme (the data split
+  stays with --seed), each training inside its own `fork_rng(training seed)`.
 
 Two streams drawn in one command need different keys; a key may be shared on purpose only
 where two commands must draw the same numbers (PATCH_STREAM). The numbers are part of every
@@ -71,7 +73,7 @@ CALIBRATE_SAMPLER_STREAM = 7_14  # the TPE sampler's seed of trial k
 COMMANDS = {
     "render": (SCENE_STREAM, FRAME_STREAM, LESION_STREAM),
     "data patches": (PATCH_STREAM,),
-    "classify": (SPLIT_STREAM, CLASSICAL_AUGMENT_STREAM, STYLE_STREAM),
+    "classify": (SPLIT_STREAM, CLASSICAL_AUGMENT_STREAM, STYLE_STREAM, C2ST_STREAM),  # C2ST: --protocol augment
     "evaluate": (SPLIT_STREAM, PATCH_STREAM, REALISM_SAMPLE_STREAM, JUDGE_SAMPLE_STREAM, C2ST_STREAM),
     "refine": (SPLIT_STREAM, STYLE_STREAM, REFINE_STREAM, IMG2IMG_STREAM,
                EPOCH_ORDER_STREAM, TRAIN_NOISE_STREAM, TRAIN_SAMPLES_STREAM),  # refine may train a model

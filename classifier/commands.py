@@ -28,7 +28,9 @@ def register(app: typer.Typer) -> None:
                                   help="smallcnn, resnet18, vit-tiny, vit-micro, or unet (segmentation)."),
         protocol: str = typer.Option("single", "--protocol",
                                      help="single (train on --train), finetune (--pretrain then --train), "
-                                          "or curve (transfer curve over fractions of --curve-source)."),
+                                          "curve (transfer curve over fractions of --curve-source), or augment "
+                                          "(real only vs real + classical copies vs real + each other --train "
+                                          "source, over --seeds trainings)."),
         pretrain: List[str] = typer.Option([], "--pretrain", help="Data to pretrain on first: " + SOURCE_HELP),
         epochs: int = typer.Option(5, "--epochs", help="Epochs of training (fine-tuning for finetune)."),
         pretrain_epochs: Optional[int] = typer.Option(None, "--pretrain-epochs", help="Epochs of pretraining "
@@ -67,7 +69,15 @@ def register(app: typer.Typer) -> None:
         curve: Optional[str] = typer.Option(None, "--curve", help="Comma-separated fractions for --protocol curve "
                                                                   "(default 0,0.01,0.05,0.1,0.25,1)."),
         curve_source: str = typer.Option("real", "--curve-source", help="Name of the --train sources the "
-                                                                        "curve varies."),
+                                                                        "curve varies (augment: the real share)."),
+        augment_fractions: Optional[str] = typer.Option(None, "--augment-fractions", help="--protocol augment: "
+                                                        "comma-separated classical fractions, one row each, in "
+                                                        "(0, 10] (default 0.2,0.5; none for no classical row)."),
+        seeds: Optional[int] = typer.Option(None, "--seeds", help="--protocol augment: trainings per row, with "
+                                                                  "training seeds --seed, --seed+1, ... (default 3)."),
+        judge: Optional[Path] = typer.Option(None, "--judge", help="--protocol augment: a real-trained `synth "
+                                             "classify --save-model` report; adds the Fréchet distance and class "
+                                             "agreement of each other source under it."),
         threads: int = typer.Option(2, "--threads", help="CPU threads for torch and image decoding."),
         eval_each_epoch: bool = typer.Option(True, "--eval-each-epoch/--eval-at-end",
                                              help="Test after every epoch (for the plots) or only at the end."),
@@ -76,7 +86,7 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report folder."),
     ) -> None:
         """Train on some dataset folders, test on others (e.g. rendered -> real), write a report."""
-        from synth.classifier.train import DEFAULT_CURVE, ClassifyConfig, run_classify
+        from synth.classifier.train import DEFAULT_AUGMENT_FRACTIONS, DEFAULT_CURVE, ClassifyConfig, run_classify
 
         fractions = list(DEFAULT_CURVE)
         if curve:
@@ -84,6 +94,19 @@ def register(app: typer.Typer) -> None:
                 fractions = [float(t) for t in curve.split(",") if t.strip()]
             except ValueError:
                 raise UserError(f"--curve {curve!r}: give comma-separated fractions like 0,0.1,1") from None
+        given = [n for n, v in (("--augment-fractions", augment_fractions), ("--seeds", seeds), ("--judge", judge))
+                 if v is not None]
+        if given and protocol != "augment":
+            raise UserError(f"{given[0]} is an option of --protocol augment, not of --protocol {protocol}")
+        aug_fractions = list(DEFAULT_AUGMENT_FRACTIONS)
+        if augment_fractions is not None:
+            text = augment_fractions.strip().lower()
+            try:
+                aug_fractions = [] if text in ("", "none") else [float(t) for t in text.split(",") if t.strip()]
+            except ValueError:
+                raise UserError(f"--augment-fractions {augment_fractions!r}: give comma-separated fractions like "
+                                "0.2,0.5 (or none)") from None
+            aug_fractions = list(dict.fromkeys(aug_fractions))  # one row per fraction
         cfg = ClassifyConfig(
             train=list(train), test=list(test), out=str(out), model=model, protocol=protocol,
             pretrain=list(pretrain), epochs=epochs, pretrain_epochs=pretrain_epochs, batch_size=batch_size,
@@ -92,7 +115,8 @@ def register(app: typer.Typer) -> None:
             real_style_method=real_style_method, real_style_prob=real_style_prob,
             real_style_beta=real_style_beta, pretrained=pretrained,
             weights=str(weights) if weights else None, freeze_backbone=freeze_backbone, positive=positive,
-            curve_fractions=fractions, curve_source=curve_source, threads=threads,
+            curve_fractions=fractions, curve_source=curve_source, augment_fractions=aug_fractions,
+            seeds=3 if seeds is None else seeds, judge=str(judge) if judge else None, threads=threads,
             eval_each_epoch=eval_each_epoch, save_model=save_model, overwrite=overwrite,
         )
         run_classify(cfg, log=typer.echo)

@@ -19,7 +19,7 @@ def _plt():
 def make_all(folder: Path, payload: dict, extras: dict) -> list[str]:
     made = []
     runs = [r for r in payload.get("runs", []) if r.get("history")]
-    if runs and payload.get("protocol") != "curve":
+    if runs and payload.get("protocol") not in ("curve", "augment"):  # many runs: one history each is no plot
         made.append(history_plot(folder / "curves.png", runs, payload.get("task")))
     last = (payload.get("runs") or [None])[-1]
     if last and payload.get("task") == "classify":
@@ -28,6 +28,8 @@ def make_all(folder: Path, payload: dict, extras: dict) -> list[str]:
         made.append(confusion_plot(folder / "confusion.png", last))
     if payload.get("curve"):
         made.append(curve_plot(folder / "transfer_curve.png", payload["curve"]))
+    if payload.get("augment"):
+        made.append(augment_plot(folder / "augment.png", payload["augment"]))
     if "examples" in extras:
         made.append(examples_plot(folder / "examples.png", extras["examples"]))
     return made
@@ -128,6 +130,42 @@ def curve_plot(path: Path, curve: dict, metric: str = "auc") -> str:
     ax.set(xlabel=f"fraction of '{curve['source']}' training data", ylabel=f"test {metric.upper()}",
            title="transfer curve", ylim=(0.3, 1.02))
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
+def augment_plot(path: Path, aug: dict) -> str:
+    """Accuracy and balanced accuracy per row of --protocol augment: bars at the mean over the
+    training seeds, error bars of one standard deviation, and each seed's run as a dot."""
+    plt = _plt()
+    rows, tests = aug["rows"], list(aug["rows"][0]["test"])
+    fig, axes = plt.subplots(1, len(tests), figsize=(max(5.0, 1.3 * len(rows) + 2) * len(tests), 4.2), squeeze=False)
+    width = 0.38
+    for ax, test in zip(axes[0], tests):
+        x = np.arange(len(rows))
+        for k, (metric, label) in enumerate((("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy"))):
+            st = [r["test"][test][metric] for r in rows]
+            mean = [s["mean"] if s["mean"] is not None else np.nan for s in st]
+            err = [s["std"] or 0.0 for s in st]
+            xs = x + (k - 0.5) * width
+            ax.bar(xs, mean, width, yerr=err, capsize=4, label=label, alpha=0.85)
+            for xi, s in zip(xs, st):
+                vals = [v for v in s["values"] if v is not None]
+                ax.plot([xi] * len(vals), vals, "k.", ms=4)
+        ref = rows[0]["test"][test]["balanced_accuracy"]["mean"]
+        if ref is not None:
+            ax.axhline(ref, color="grey", ls=":", lw=0.8, label="real only, balanced accuracy")
+        # Differences between rows are often a few hundredths: the axis starts a little below the
+        # lowest run (at a tenth), not at 0, so they stay visible.
+        low = [v for r in rows for m in ("accuracy", "balanced_accuracy")
+               for v in r["test"][test][m]["values"] if v is not None]
+        bottom = max(0.0, np.floor((min(low) - 0.05) * 10) / 10) if low else 0.0
+        ax.set_xticks(x, [r["name"] for r in rows], rotation=20, ha="right", fontsize=8)
+        ax.set(ylabel="test score", ylim=(bottom, 1.0 + 0.12 * (1.0 - bottom)),
+               title=f"{test}: mean ± std over {len(aug['seeds'])} seed(s), dots: runs")
+        ax.legend(fontsize=8, loc="upper left", ncol=3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

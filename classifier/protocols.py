@@ -9,7 +9,9 @@
   train once on real f alone and once with the other data (the other ``--train`` sources mixed
   in, or, with ``--pretrain``, pretraining on them first). f = 0 with other data is
   "synthetic only"; f = 0 alone has nothing to learn from and is recorded as empty.
-- ``--augment F`` on any protocol adds the classical augmentation baseline (flip, rotate, crop):
+- ``augment``: real only, real + classical augmentation, real + each other source (generated
+  samples), each trained ``--seeds`` times; see classifier/augment_protocol.py.
+- ``--augment F`` on the other protocols adds the classical augmentation baseline (flip, rotate, crop):
   F x N augmented copies of the training images.
 
 Every run starts from the same seeded initial weights, so the runs of one report differ only in
@@ -31,6 +33,10 @@ def run_protocol(cfg: ClassifyConfig, train_specs, test_specs, pre_specs, log):
     """Run cfg.protocol; returns (JSON payload, extras for the report writer)."""
     if cfg.protocol == "curve":
         return _curve(cfg, train_specs, test_specs, pre_specs, log)
+    if cfg.protocol == "augment":
+        from synth.classifier.augment_protocol import run_augment
+
+        return run_augment(cfg, train_specs, test_specs, log)
     data = load_data(cfg, train_specs, test_specs, log)
     payload = _payload(cfg, data)
     extras: dict = {}

@@ -12,6 +12,7 @@ an interrupted or failed run leaves no half report; an existing report is replac
     curves.png        loss and accuracy (or Dice) per epoch
     roc.png, confusion.png      of the last run (classification)
     transfer_curve.png          (protocol curve)
+    augment.png                 (protocol augment) accuracy and balanced accuracy per row, mean and spread over seeds
     examples.png                (segmentation) test frames with true and predicted outlines
 """
 
@@ -112,6 +113,8 @@ def markdown(payload: dict) -> str:
     lines.append(f"Model: {model.get('model')} ({model.get('init')}), {cfg.get('epochs')} epochs, "
                  f"size {cfg.get('size')} px, field of view: {fov}, seed {cfg.get('seed')}.")
     lines.append("")
+    if payload.get("augment"):
+        lines += augment_markdown(payload["augment"], payload)
     lines.append("| role | name | folder | fraction | frames | per class |")
     lines.append("|---|---|---|---|---|---|")
     for role in ("pretrain", "train", "test"):
@@ -155,3 +158,84 @@ def markdown(payload: dict) -> str:
         lines.append("")
     lines.append(f"Took {payload.get('seconds')} s.")
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- protocol augment
+
+
+def _pm(st: dict | None, signed: bool = False) -> str:
+    """A mean with its spread over seeds, "0.861 ± 0.004" (no spread for one seed)."""
+    if not st or st.get("mean") is None:
+        return "n/a"
+    mean = f"{st['mean']:+.3f}" if signed else f"{st['mean']:.3f}"
+    return mean if st.get("std") is None else f"{mean} ± {st['std']:.3f}"
+
+
+def augment_markdown(aug: dict, payload: dict) -> list[str]:
+    """The comparison table, the per-class recalls, which row wins, and the sample quality."""
+    seeds, rows, runs = aug["seeds"], aug["rows"], payload.get("runs", [])
+    multi = len(payload.get("class_names", [])) > 2
+    auc = "macro AUC" if multi else "AUC"
+    lines = [f"## Augmentation: real only, classical copies, other sources ({aug['real_frames']} real training "
+             f"images from '{aug['real_source']}', {len(seeds)} training seed(s): {', '.join(map(str, seeds))})", "",
+             "Mean ± standard deviation (n - 1) over the training seeds; min, max and every run in report.json. "
+             "Δ: the row minus real only, seed by seed (the same training seed starts both from the same weights), "
+             "mean ± standard deviation, and in how many seeds the row was ahead.", ""]
+    for test in rows[0]["test"]:
+        n = runs[rows[0]["runs"][0]]["test"][test].get("n") if runs else None
+        lines += [f"Test set '{test}' ({n} images):", "",
+                  f"| row | train images | accuracy | balanced accuracy | {auc} | Δ accuracy | Δ balanced accuracy "
+                  f"| Δ {auc} |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            t, d = r["test"][test], r["delta"][test]
+            deltas = ["–" if r is rows[0] else f"{_pm(d[k], signed=True)} ({d[k]['ahead']}/{d[k]['n']})"
+                      for k in ("accuracy", "balanced_accuracy", "auc")]
+            lines.append(f"| {r['name']} | {r['train_frames']} | " + " | ".join(_pm(t[k]) for k in
+                         ("accuracy", "balanced_accuracy", "auc")) + " | " + " | ".join(deltas) + " |")
+        lines.append("")
+        classes = list(rows[0]["test"][test]["per_class_recall"])
+        lines += [f"Recall per class on '{test}':", "", "| row | " + " | ".join(classes) + " |",
+                  "|---|" + "---|" * len(classes)]
+        for r in rows:
+            lines.append(f"| {r['name']} | " + " | ".join(_pm(r["test"][test]["per_class_recall"][c]) for c in classes)
+                         + " |")
+        lines.append("")
+        w = aug.get("winner", {}).get(test)
+        metric = aug.get("win_metric", "balanced_accuracy").replace("_", " ")
+        if w is None:
+            lines.append(f"Winner on '{test}': none ({metric} is undefined).")
+        elif w["row"] == rows[0]["name"]:
+            lines.append(f"Winner on '{test}' (highest mean {metric}): **{w['row']}** "
+                         f"({_pm(w)}); no other row beat it.")
+        else:
+            spread = ("ahead of real only in every seed" if w["ahead"] == w["of"] and w["of"] > 1 else
+                      f"ahead of real only in {w['ahead']} of {w['of']} seed(s)"
+                      + (": one seed says nothing about the spread" if w["of"] == 1 else ": not a consistent gain"))
+            lines.append(f"Winner on '{test}' (highest mean {metric}): **{w['row']}** ({_pm(w)}), "
+                         f"{_pm({'mean': w['delta_mean'], 'std': w['delta_std']}, signed=True)} over real only, "
+                         f"{spread}.")
+        lines.append("")
+    quality = aug.get("quality") or {}
+    if quality:
+        judged = bool(aug.get("judge"))
+        lines += [f"Sample quality: each other source against the real share, as the classifier sees them "
+                  f"(C2ST 0.5: indistinguishable, 1.0: always told apart"
+                  + (f"; judge {aug['judge']}: Fréchet distance on its features, 0 = same mean and covariance, "
+                     "and the share of images it assigns to their own class" if judged else "; no --judge given")
+                  + ").", "",
+                  "| source | images | C2ST accuracy | " + ("FD (judge) | class agreement | " if judged else "")
+                  + "filtered: kept / drawn |",
+                  "|---|---|---|" + ("---|---|" if judged else "") + "---|"]
+        for name, q in quality.items():
+            filt = [f["filter"] for f in q.get("folders", []) if f.get("filter")]
+            kept = (f"{sum(f['kept'] for f in filt)} / {sum(f['drawn'] for f in filt)}" if filt else "not filtered")
+            cells = [name, str(q.get("frames")), _fmt(q.get("c2st_accuracy"))]
+            if judged:
+                cells += [_fmt(q.get("fd_judge")), _fmt(q.get("class_agreement"))]
+            lines.append("| " + " | ".join(cells + [kept]) + " |")
+        lines.append("")
+        notes = [f"{n}: {q[k]}" for n, q in quality.items() for k in ("c2st_note", "judge_note") if q.get(k)]
+        if notes:
+            lines += ["Not measured: " + "; ".join(notes), ""]
+    return lines

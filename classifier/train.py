@@ -21,8 +21,9 @@ from synth.classifier.data import (Arrays, ClassifyError, SourceSpec, StylePool,
 from synth.classifier.metrics import classification_metrics
 from synth.rng import fork_rng
 
-PROTOCOLS = ("single", "finetune", "curve")
+PROTOCOLS = ("single", "finetune", "curve", "augment")
 DEFAULT_CURVE = (0.0, 0.01, 0.05, 0.1, 0.25, 1.0)
+DEFAULT_AUGMENT_FRACTIONS = (0.2, 0.5)  # --protocol augment: the classical rows
 # ImageNet statistics: right for pretrained ResNets and harmless for models trained from scratch.
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -36,7 +37,7 @@ class ClassifyConfig:
     test: list[str]
     out: str
     model: str = "smallcnn"
-    protocol: str = "single"  # single | finetune | curve
+    protocol: str = "single"  # single | finetune | curve | augment
     pretrain: list[str] = field(default_factory=list)  # sources for the first stage (finetune/curve)
     epochs: int = 5
     pretrain_epochs: int | None = None  # default: epochs
@@ -60,7 +61,11 @@ class ClassifyConfig:
     freeze_backbone: bool = False
     positive: str | None = None
     curve_fractions: list[float] = field(default_factory=lambda: list(DEFAULT_CURVE))
-    curve_source: str = "real"
+    curve_source: str = "real"  # the real sources of curve and augment
+    # --protocol augment: classical fractions, trainings per row (seeds seed, seed+1, ...), judge report
+    augment_fractions: list[float] = field(default_factory=lambda: list(DEFAULT_AUGMENT_FRACTIONS))
+    seeds: int = 3
+    judge: str | None = None
     threads: int = 2
     eval_each_epoch: bool = True
     save_model: bool = False
@@ -89,6 +94,20 @@ class ClassifyConfig:
             raise ClassifyError("--curve fractions must be between 0 and 1")
         if self.threads < 1:
             raise ClassifyError("--threads must be at least 1")
+        if self.seeds < 1:
+            raise ClassifyError(f"--seeds {self.seeds}: train each row at least once (--seeds 1 or more)")
+        bad = [f for f in self.augment_fractions if not 0.0 < f <= 10.0]
+        if bad:
+            raise ClassifyError(f"--augment-fractions {bad[0]:g} is outside (0, 10]; 0.2 adds 20 % flipped/rotated/"
+                                "cropped copies of the real share")
+        if self.protocol == "augment":
+            if self.augment:
+                raise ClassifyError("--protocol augment makes the classical rows itself; give their fractions "
+                                    "with --augment-fractions instead of --augment")
+            if self.pretrain:
+                raise ClassifyError("--protocol augment trains from scratch; drop --pretrain")
+            if self.save_model:
+                raise ClassifyError("--protocol augment trains many models and saves none; drop --save-model")
         from synth.generator.restyle import METHODS as STYLES
 
         if self.real_style_method not in STYLES:
