@@ -42,276 +42,287 @@ JUDGE_HELP = ("A `synth classify --save-model` report trained on real images: ad
               "features and the class agreement of samples (no downloaded weights needed).")
 
 
+# --------------------------------------------------------------------------- train
+
+
+def train_cmd(
+    data: List[Path] = typer.Option(..., "--data", "-d", help="Dataset folder(s) to learn from (repeatable)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Training run folder (checkpoints, plots, model/)."),
+    resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Resize frames to NxN."),
+    condition: str = typer.Option(_TRAIN.condition, "--condition", help="Class condition: label, domain (real/rendered) or none."),
+    mask: bool = typer.Option(_TRAIN.mask, "--mask/--no-mask", help="Condition on the lesion mask (extra input channel)."),
+    channels: str = typer.Option(",".join(map(str, _TRAIN.channels)), "--channels",
+                                 help="U-Net widths per level, comma-separated."),
+    layers_per_block: int = typer.Option(_TRAIN.layers_per_block, "--layers-per-block"),
+    attention: bool = typer.Option(_TRAIN.attention, "--attention/--no-attention", help="Self-attention at the lowest level."),
+    schedule: str = typer.Option(_TRAIN.schedule, "--schedule", help="Noise schedule: cosine or linear."),
+    prediction: str = typer.Option(_TRAIN.prediction, "--prediction", help="v or epsilon (the network's target)."),
+    learned_variance: bool = typer.Option(_TRAIN.learned_variance, "--learned-variance", help="Learn the variance (improved DDPM hybrid loss)."),
+    timesteps: int = typer.Option(_TRAIN.timesteps, "--timesteps", help="Diffusion timesteps."),
+    steps: int = typer.Option(_TRAIN.steps, "--steps", help="Optimizer steps."),
+    batch_size: int = typer.Option(_TRAIN.batch_size, "--batch-size", "-b"),
+    grad_accum: int = typer.Option(_TRAIN.grad_accum, "--grad-accum", help="Micro-batches per optimizer step."),
+    lr: float = typer.Option(_TRAIN.lr, "--lr"),
+    warmup_steps: int = typer.Option(_TRAIN.warmup_steps, "--warmup-steps"),
+    ema_decay: float = typer.Option(_TRAIN.ema_decay, "--ema-decay"),
+    class_dropout: float = typer.Option(_TRAIN.class_dropout, "--class-dropout", help="Label drop rate (classifier-free guidance)."),
+    mixed_precision: str = typer.Option(_TRAIN.mixed_precision, "--mixed-precision", help="no, fp16 (GPU) or bf16."),
+    checkpoint_every: int = typer.Option(_TRAIN.checkpoint_every, "--checkpoint-every"),
+    sample_steps: int = typer.Option(_TRAIN.sample_steps, "--sample-steps", help="DDIM steps of the sample grid per checkpoint."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N frames of each folder."),
+    seed: int = typer.Option(0, "--seed"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run in --out."),
+) -> None:
+    """Train a class- (and optionally mask-) conditioned DDPM U-Net."""
+    from synth.diffusion.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        data=[str(d) for d in data], out=str(out), resolution=resolution, condition=condition,
+        channels=_ints(channels, "--channels"), layers_per_block=layers_per_block, attention=attention,
+        mask=mask, learned_variance=learned_variance, schedule=schedule, prediction=prediction,
+        timesteps=timesteps, steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
+        warmup_steps=warmup_steps, ema_decay=ema_decay, class_dropout=class_dropout,
+        mixed_precision=mixed_precision, checkpoint_every=checkpoint_every, sample_steps=sample_steps,
+        seed=seed, limit=limit,
+    )
+    run = train(cfg, overwrite=overwrite, resume=resume, log=typer.echo)
+    typer.echo(f"model saved in {run / 'model'}")
+
+
+# --------------------------------------------------------------------------- sample / augment
+
+
+def augment_cmd(
+    model: Path = typer.Option(..., "--model", "-m", help="Model folder or training run folder (from `synth "
+                                                            "diffusion train`, `synth vae train` or `synth gan train`)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to write."),
+    n: int = typer.Option(100, "--n", help="Samples per class."),
+    method: Optional[str] = typer.Option(None, "--method", help="ddpm (diffusion), vae or gan (default: what "
+                                                                "--model holds; an error if they disagree)."),
+    classes: Optional[str] = typer.Option(None, "--classes", help="Comma-separated classes (default: all)."),
+    sampler: str = typer.Option("ddim", "--sampler", help=SAMPLER_HELP + " Diffusion models only, as are "
+                                                                         "--steps, --guidance and --masks-from."),
+    steps: Optional[int] = typer.Option(None, "--steps", help=STEPS_HELP),
+    guidance: float = typer.Option(2.0, "--guidance", help="Classifier-free guidance scale (1: none)."),
+    masks_from: Optional[Path] = typer.Option(None, "--masks-from", help="Dataset to take masks from (mask-conditioned models)."),
+    label: str = typer.Option("sample", "--label", help="Label of samples of an unconditional model."),
+    filter_judge: Optional[Path] = typer.Option(None, "--filter-judge", help="A `synth classify --save-model` "
+                                                "report trained on real images: keep only samples it gives "
+                                                "their own class with at least --filter-threshold."),
+    filter_threshold: float = typer.Option(0.5, "--filter-threshold", help="Judge probability a sample's class "
+                                                                          "needs to be kept, in [0, 1]."),
+    filter_cap: int = typer.Option(20, "--filter-cap", help="Stop a class after this many times --n draws "
+                                                            "(it then has fewer than --n)."),
+    batch_size: int = typer.Option(32, "--batch-size", "-b"),
+    seed: int = typer.Option(0, "--seed"),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+) -> None:
+    """Write N class-conditional samples per class as a dataset (to enlarge a small training set)."""
+    from synth.diffusion.augment import AugmentConfig, augment
+
+    cfg = AugmentConfig(model=str(model), out=str(out), n_per_class=n, classes=_names(classes),
+                        sampler=sampler, steps=steps, guidance=guidance,
+                        masks_from=str(masks_from) if masks_from else None, label=label,
+                        batch_size=batch_size, seed=seed, method=method,
+                        filter_judge=str(filter_judge) if filter_judge else None,
+                        filter_threshold=filter_threshold, filter_cap=filter_cap)
+    path = augment(cfg, overwrite=overwrite, log=typer.echo)
+    typer.echo(f"wrote samples to {path}")
+
+
+
+
+
+# --------------------------------------------------------------------------- refine
+
+
+def refine_cmd(
+    rendered: Path = typer.Argument(..., help="Rendered dataset folder to refine."),
+    out: Path = typer.Option(..., "--out", "-o", help="Refined dataset folder to write."),
+    real: List[Path] = typer.Option([], "--real", help="Real dataset folder(s) (from `synth data import`)."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Reuse a trained model (or SD checkpoint for img2img; "
+                                                                       "not used by reinhard, histogram, fda)."),
+    method: str = typer.Option("sdedit", "--method", help="sdedit, ddib, img2img (diffusion), or reinhard (Lab colour "
+                                                          "transfer), histogram (histogram matching), fda (Fourier "
+                                                          "domain adaptation): no model, styles from --real."),
+    strength: Optional[float] = typer.Option(None, "--strength", help="sdedit/ddib/img2img: noise level to start from, "
+                                                                      "in (0, 1], default 0.5. reinhard/histogram/fda: "
+                                                                      "blend with the render, in [0, 1], default 1."),
+    beta: float = typer.Option(0.01, "--beta", help="fda: half-size of the swapped low-frequency square as a "
+                                                    "fraction of the side, in (0, 0.5]."),
+    real_holdout: float = typer.Option(0.0, "--real-holdout", help="reinhard/histogram/fda: draw styles only from "
+                                                                   "the frames `synth classify --holdout H --seed N` "
+                                                                   "trains on (never its test part)."),
+    sampler: str = typer.Option("ddim", "--sampler", help=SAMPLER_HELP + " (ddib always uses ddim)"),
+    steps: int = typer.Option(50, "--steps", help="Sampling steps for the full noise range."),
+    guidance: float = typer.Option(1.5, "--guidance", help="Classifier-free guidance toward the real class."),
+    target_class: str = typer.Option("real", "--target-class"),
+    source_class: Optional[str] = typer.Option(None, "--source-class", help="Default: the rendered folder's kind."),
+    prompt: str = typer.Option("an endoscopy photo", "--prompt", help="Prompt for --method img2img."),
+    lora: Optional[Path] = typer.Option(None, "--lora", help="LoRA weights for img2img (from `synth diffusion dreambooth`)."),
+    batch_size: int = typer.Option(16, "--batch-size", "-b"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Refine only the first N frames."),
+    run: Optional[Path] = typer.Option(None, "--run", help="Training run folder when no --model (default OUT-model)."),
+    train_steps: int = typer.Option(2000, "--train-steps"),
+    resolution: int = typer.Option(64, "--resolution", "-r", help="Model resolution when training."),
+    channels: str = typer.Option("32,64,128", "--channels"),
+    seed: int = typer.Option(0, "--seed"),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+) -> None:
+    """Move rendered frames toward real images; masks, labels and ids are kept."""
+    from synth.diffusion.refine import RefineConfig, refine
+
+    cfg = RefineConfig(
+        rendered=str(rendered), out=str(out), real=[str(r) for r in real],
+        model=str(model) if model else None, method=method, strength=strength, beta=beta,
+        real_holdout=real_holdout, sampler=sampler,
+        steps=steps, guidance=guidance, target_class=target_class, source_class=source_class,
+        prompt=prompt, lora=str(lora) if lora else None, batch_size=batch_size, limit=limit, run=str(run) if run else None,
+        train_steps=train_steps, resolution=resolution, channels=_ints(channels, "--channels"), seed=seed,
+    )
+    path = refine(cfg, overwrite=overwrite, log=typer.echo)
+    typer.echo(f"wrote refined frames to {path}")
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def metrics_cmd(
+    real: Path = typer.Argument(..., help="Real dataset folder."),
+    generated: Path = typer.Argument(..., help="Generated or refined dataset folder."),
+    resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Compare at NxN (default: the generated size)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Use at most N images of each."),
+    fid: bool = typer.Option(False, "--fid", help="Also FID and KID (needs Inception weights)."),
+    inception_weights: Optional[Path] = typer.Option(None, "--inception-weights", help="torch-fidelity Inception weights file."),
+    judge: Optional[Path] = typer.Option(None, "--judge", help=JUDGE_HELP),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Realism of a dataset against real images: C2ST accuracy (0.5 = indistinguishable), optionally FID/KID."""
+    import json
+
+    from synth.diffusion.metrics import compare_datasets
+
+    res = compare_datasets(str(real), str(generated), resolution=resolution, limit=limit, seed=seed, fid=fid,
+                           inception_weights=str(inception_weights) if inception_weights else None,
+                           judge=str(judge) if judge else None)
+    typer.echo(json.dumps(res))
+
+def evaluate_cmd(
+    run: Path = typer.Argument(..., help="Training run folder (its checkpoints are evaluated)."),
+    real: Path = typer.Option(..., "--real", help="Real dataset folder to compare with."),
+    n: int = typer.Option(200, "--n", help="Samples per checkpoint (one per chosen real frame)."),
+    sampler: str = typer.Option("ddim", "--sampler", help=SAMPLER_HELP),
+    steps: Optional[int] = typer.Option(25, "--steps", help=STEPS_HELP),
+    guidance: float = typer.Option(1.0, "--guidance"),
+    target_class: Optional[str] = typer.Option(None, "--target-class", help="Generate only this class."),
+    every: int = typer.Option(1, "--every", help="Evaluate every k-th checkpoint."),
+    fid: bool = typer.Option(False, "--fid", help="Also FID and KID (needs Inception weights)."),
+    inception_weights: Optional[Path] = typer.Option(None, "--inception-weights"),
+    judge: Optional[Path] = typer.Option(None, "--judge", help=JUDGE_HELP),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Quality per checkpoint: writes metrics.csv, metrics.json and metrics.png into the run."""
+    from synth.diffusion.evaluate import EvaluateConfig, evaluate
+
+    cfg = EvaluateConfig(run=str(run), real=str(real), n=n, sampler=sampler, steps=steps, guidance=guidance,
+                         target_class=target_class, fid=fid, every=every,
+                         inception_weights=str(inception_weights) if inception_weights else None,
+                         judge=str(judge) if judge else None, seed=seed)
+    evaluate(cfg, log=typer.echo)
+    typer.echo(f"wrote {run / 'metrics.csv'} and {run / 'metrics.png'}")
+
+
+# --------------------------------------------------------------------------- Stable Diffusion
+
+
+def dreambooth_cmd(
+    pretrained: Path = typer.Option(..., "--pretrained", help="Local Stable Diffusion folder (model_index.json)."),
+    instance_data: Path = typer.Option(..., "--instance-data", help="Dataset folder of the images to adapt to."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the LoRA weights."),
+    instance_prompt: str = typer.Option("a photo of sks polyp", "--instance-prompt"),
+    class_prompt: Optional[str] = typer.Option("a photo of a polyp", "--class-prompt", help="Prior preservation prompt."),
+    no_prior: bool = typer.Option(False, "--no-prior", help="Train without prior preservation."),
+    class_data: Optional[Path] = typer.Option(None, "--class-data", help="Dataset of class images (default: generated)."),
+    num_class_images: int = typer.Option(50, "--num-class-images"),
+    prior_weight: float = typer.Option(1.0, "--prior-weight"),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Use only instance frames with these labels."),
+    resolution: int = typer.Option(512, "--resolution", "-r"),
+    rank: int = typer.Option(4, "--rank", help="LoRA rank."),
+    steps: int = typer.Option(400, "--steps"),
+    batch_size: int = typer.Option(1, "--batch-size", "-b"),
+    lr: float = typer.Option(1e-4, "--lr"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """DreamBooth-style LoRA fine-tune of a local Stable Diffusion checkpoint (instance + class prompts)."""
+    from synth.diffusion.stable import DreamBoothConfig, dreambooth
+
+    cfg = DreamBoothConfig(
+        pretrained=str(pretrained), instance_data=str(instance_data), out=str(out),
+        instance_prompt=instance_prompt, class_prompt=None if no_prior else class_prompt,
+        class_data=str(class_data) if class_data else None, num_class_images=num_class_images,
+        prior_weight=prior_weight, labels=_names(labels), resolution=resolution, rank=rank, steps=steps,
+        batch_size=batch_size, lr=lr, seed=seed,
+    )
+    path = dreambooth(cfg, log=typer.echo)
+    typer.echo(f"LoRA weights saved in {path}")
+
+def tiny_sd_cmd(
+    out: Path = typer.Argument(..., help="Folder to write the pipeline to."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Write a tiny randomly initialised Stable Diffusion pipeline (offline smoke tests and demos)."""
+    from synth.diffusion.stable import make_tiny_pipeline
+
+    typer.echo(f"wrote {make_tiny_pipeline(out, seed=seed)}")
+
+
+# --------------------------------------------------------------------------- anomaly
+
+
+def anomaly_cmd(
+    data: Path = typer.Argument(..., help="Dataset folder to score."),
+    model: Path = typer.Option(..., "--model", "-m", help="Model trained on normal frames."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for heat maps, scores and report."),
+    strength: float = typer.Option(0.4, "--strength", help="How far to noise before denoising, in (0, 1]."),
+    steps: int = typer.Option(50, "--steps", help="DDIM steps for the full noise range."),
+    repeats: int = typer.Option(3, "--repeats", help="Noise draws averaged per frame."),
+    normal_class: Optional[str] = typer.Option("normal", "--normal-class", help="Class to denoise under."),
+    blur: float = typer.Option(1.0, "--blur", help="Gaussian sigma of the heat map (pixels)."),
+    fov: bool = typer.Option(False, "--fov", help="Score only inside the inscribed circle."),
+    batch_size: int = typer.Option(16, "--batch-size", "-b"),
+    limit: Optional[int] = typer.Option(None, "--limit"),
+    seed: int = typer.Option(0, "--seed"),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+) -> None:
+    """Score how unusual each frame is (noise, denoise as normal, compare); heat maps and AUC vs masks."""
+    import json
+
+    from synth.diffusion.anomaly import AnomalyConfig, score
+
+    cfg = AnomalyConfig(model=str(model), data=str(data), out=str(out), strength=strength, steps=steps,
+                        repeats=repeats, normal_class=normal_class or None, blur=blur, fov=fov,
+                        batch_size=batch_size, limit=limit, seed=seed)
+    report = score(cfg, overwrite=overwrite, log=typer.echo)
+    typer.echo(json.dumps({k: v for k, v in report.items() if k != "config"}))
+
+
 def register(app: typer.Typer) -> None:
     """Add this part's commands to the `synth` app."""
     diffusion_app = typer.Typer(help="Train, sample and evaluate diffusion models on synth datasets.",
                                 no_args_is_help=True)
     app.add_typer(diffusion_app, name="diffusion")
-
-    # ------------------------------------------------------------------ train
-
-    @diffusion_app.command("train")
-    def train_cmd(
-        data: List[Path] = typer.Option(..., "--data", "-d", help="Dataset folder(s) to learn from (repeatable)."),
-        out: Path = typer.Option(..., "--out", "-o", help="Training run folder (checkpoints, plots, model/)."),
-        resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Resize frames to NxN."),
-        condition: str = typer.Option(_TRAIN.condition, "--condition", help="Class condition: label, domain (real/rendered) or none."),
-        mask: bool = typer.Option(_TRAIN.mask, "--mask/--no-mask", help="Condition on the lesion mask (extra input channel)."),
-        channels: str = typer.Option(",".join(map(str, _TRAIN.channels)), "--channels",
-                                     help="U-Net widths per level, comma-separated."),
-        layers_per_block: int = typer.Option(_TRAIN.layers_per_block, "--layers-per-block"),
-        attention: bool = typer.Option(_TRAIN.attention, "--attention/--no-attention", help="Self-attention at the lowest level."),
-        schedule: str = typer.Option(_TRAIN.schedule, "--schedule", help="Noise schedule: cosine or linear."),
-        prediction: str = typer.Option(_TRAIN.prediction, "--prediction", help="v or epsilon (the network's target)."),
-        learned_variance: bool = typer.Option(_TRAIN.learned_variance, "--learned-variance", help="Learn the variance (improved DDPM hybrid loss)."),
-        timesteps: int = typer.Option(_TRAIN.timesteps, "--timesteps", help="Diffusion timesteps."),
-        steps: int = typer.Option(_TRAIN.steps, "--steps", help="Optimizer steps."),
-        batch_size: int = typer.Option(_TRAIN.batch_size, "--batch-size", "-b"),
-        grad_accum: int = typer.Option(_TRAIN.grad_accum, "--grad-accum", help="Micro-batches per optimizer step."),
-        lr: float = typer.Option(_TRAIN.lr, "--lr"),
-        warmup_steps: int = typer.Option(_TRAIN.warmup_steps, "--warmup-steps"),
-        ema_decay: float = typer.Option(_TRAIN.ema_decay, "--ema-decay"),
-        class_dropout: float = typer.Option(_TRAIN.class_dropout, "--class-dropout", help="Label drop rate (classifier-free guidance)."),
-        mixed_precision: str = typer.Option(_TRAIN.mixed_precision, "--mixed-precision", help="no, fp16 (GPU) or bf16."),
-        checkpoint_every: int = typer.Option(_TRAIN.checkpoint_every, "--checkpoint-every"),
-        sample_steps: int = typer.Option(_TRAIN.sample_steps, "--sample-steps", help="DDIM steps of the sample grid per checkpoint."),
-        limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N frames of each folder."),
-        seed: int = typer.Option(0, "--seed"),
-        resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run in --out."),
-    ) -> None:
-        """Train a class- (and optionally mask-) conditioned DDPM U-Net."""
-        from synth.diffusion.train import TrainConfig, train
-
-        cfg = TrainConfig(
-            data=[str(d) for d in data], out=str(out), resolution=resolution, condition=condition,
-            channels=_ints(channels, "--channels"), layers_per_block=layers_per_block, attention=attention,
-            mask=mask, learned_variance=learned_variance, schedule=schedule, prediction=prediction,
-            timesteps=timesteps, steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
-            warmup_steps=warmup_steps, ema_decay=ema_decay, class_dropout=class_dropout,
-            mixed_precision=mixed_precision, checkpoint_every=checkpoint_every, sample_steps=sample_steps,
-            seed=seed, limit=limit,
-        )
-        run = train(cfg, overwrite=overwrite, resume=resume, log=typer.echo)
-        typer.echo(f"model saved in {run / 'model'}")
-
-    # ------------------------------------------------------------------ sample / augment
-
-    def augment_cmd(
-        model: Path = typer.Option(..., "--model", "-m", help="Model folder or training run folder (from `synth "
-                                                                "diffusion train`, `synth vae train` or `synth gan train`)."),
-        out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to write."),
-        n: int = typer.Option(100, "--n", help="Samples per class."),
-        method: Optional[str] = typer.Option(None, "--method", help="ddpm (diffusion), vae or gan (default: what "
-                                                                    "--model holds; an error if they disagree)."),
-        classes: Optional[str] = typer.Option(None, "--classes", help="Comma-separated classes (default: all)."),
-        sampler: str = typer.Option("ddim", "--sampler", help=SAMPLER_HELP + " Diffusion models only, as are "
-                                                                             "--steps, --guidance and --masks-from."),
-        steps: Optional[int] = typer.Option(None, "--steps", help=STEPS_HELP),
-        guidance: float = typer.Option(2.0, "--guidance", help="Classifier-free guidance scale (1: none)."),
-        masks_from: Optional[Path] = typer.Option(None, "--masks-from", help="Dataset to take masks from (mask-conditioned models)."),
-        label: str = typer.Option("sample", "--label", help="Label of samples of an unconditional model."),
-        filter_judge: Optional[Path] = typer.Option(None, "--filter-judge", help="A `synth classify --save-model` "
-                                                    "report trained on real images: keep only samples it gives "
-                                                    "their own class with at least --filter-threshold."),
-        filter_threshold: float = typer.Option(0.5, "--filter-threshold", help="Judge probability a sample's class "
-                                                                              "needs to be kept, in [0, 1]."),
-        filter_cap: int = typer.Option(20, "--filter-cap", help="Stop a class after this many times --n draws "
-                                                                "(it then has fewer than --n)."),
-        batch_size: int = typer.Option(32, "--batch-size", "-b"),
-        seed: int = typer.Option(0, "--seed"),
-        overwrite: bool = typer.Option(False, "--overwrite"),
-    ) -> None:
-        """Write N class-conditional samples per class as a dataset (to enlarge a small training set)."""
-        from synth.diffusion.augment import AugmentConfig, augment
-
-        cfg = AugmentConfig(model=str(model), out=str(out), n_per_class=n, classes=_names(classes),
-                            sampler=sampler, steps=steps, guidance=guidance,
-                            masks_from=str(masks_from) if masks_from else None, label=label,
-                            batch_size=batch_size, seed=seed, method=method,
-                            filter_judge=str(filter_judge) if filter_judge else None,
-                            filter_threshold=filter_threshold, filter_cap=filter_cap)
-        path = augment(cfg, overwrite=overwrite, log=typer.echo)
-        typer.echo(f"wrote samples to {path}")
-
+    diffusion_app.command("train")(train_cmd)
     app.command("augment")(augment_cmd)
     diffusion_app.command("sample")(augment_cmd)
-
-    # ------------------------------------------------------------------ VAE and GAN
-
+    app.command("refine")(refine_cmd)
+    diffusion_app.command("metrics")(metrics_cmd)
+    diffusion_app.command("evaluate")(evaluate_cmd)
+    diffusion_app.command("dreambooth")(dreambooth_cmd)
+    diffusion_app.command("tiny-sd")(tiny_sd_cmd)
+    diffusion_app.command("anomaly")(anomaly_cmd)
     for method in GENERATIVE_METHODS:
         _register_generative(app, method)
-
-    # ------------------------------------------------------------------ refine
-
-    @app.command("refine")
-    def refine_cmd(
-        rendered: Path = typer.Argument(..., help="Rendered dataset folder to refine."),
-        out: Path = typer.Option(..., "--out", "-o", help="Refined dataset folder to write."),
-        real: List[Path] = typer.Option([], "--real", help="Real dataset folder(s) (from `synth data import`)."),
-        model: Optional[Path] = typer.Option(None, "--model", "-m", help="Reuse a trained model (or SD checkpoint for img2img; "
-                                                                           "not used by reinhard, histogram, fda)."),
-        method: str = typer.Option("sdedit", "--method", help="sdedit, ddib, img2img (diffusion), or reinhard (Lab colour "
-                                                              "transfer), histogram (histogram matching), fda (Fourier "
-                                                              "domain adaptation): no model, styles from --real."),
-        strength: Optional[float] = typer.Option(None, "--strength", help="sdedit/ddib/img2img: noise level to start from, "
-                                                                          "in (0, 1], default 0.5. reinhard/histogram/fda: "
-                                                                          "blend with the render, in [0, 1], default 1."),
-        beta: float = typer.Option(0.01, "--beta", help="fda: half-size of the swapped low-frequency square as a "
-                                                        "fraction of the side, in (0, 0.5]."),
-        real_holdout: float = typer.Option(0.0, "--real-holdout", help="reinhard/histogram/fda: draw styles only from "
-                                                                       "the frames `synth classify --holdout H --seed N` "
-                                                                       "trains on (never its test part)."),
-        sampler: str = typer.Option("ddim", "--sampler", help=SAMPLER_HELP + " (ddib always uses ddim)"),
-        steps: int = typer.Option(50, "--steps", help="Sampling steps for the full noise range."),
-        guidance: float = typer.Option(1.5, "--guidance", help="Classifier-free guidance toward the real class."),
-        target_class: str = typer.Option("real", "--target-class"),
-        source_class: Optional[str] = typer.Option(None, "--source-class", help="Default: the rendered folder's kind."),
-        prompt: str = typer.Option("an endoscopy photo", "--prompt", help="Prompt for --method img2img."),
-        lora: Optional[Path] = typer.Option(None, "--lora", help="LoRA weights for img2img (from `synth diffusion dreambooth`)."),
-        batch_size: int = typer.Option(16, "--batch-size", "-b"),
-        limit: Optional[int] = typer.Option(None, "--limit", help="Refine only the first N frames."),
-        run: Optional[Path] = typer.Option(None, "--run", help="Training run folder when no --model (default OUT-model)."),
-        train_steps: int = typer.Option(2000, "--train-steps"),
-        resolution: int = typer.Option(64, "--resolution", "-r", help="Model resolution when training."),
-        channels: str = typer.Option("32,64,128", "--channels"),
-        seed: int = typer.Option(0, "--seed"),
-        overwrite: bool = typer.Option(False, "--overwrite"),
-    ) -> None:
-        """Move rendered frames toward real images; masks, labels and ids are kept."""
-        from synth.diffusion.refine import RefineConfig, refine
-
-        cfg = RefineConfig(
-            rendered=str(rendered), out=str(out), real=[str(r) for r in real],
-            model=str(model) if model else None, method=method, strength=strength, beta=beta,
-            real_holdout=real_holdout, sampler=sampler,
-            steps=steps, guidance=guidance, target_class=target_class, source_class=source_class,
-            prompt=prompt, lora=str(lora) if lora else None, batch_size=batch_size, limit=limit, run=str(run) if run else None,
-            train_steps=train_steps, resolution=resolution, channels=_ints(channels, "--channels"), seed=seed,
-        )
-        path = refine(cfg, overwrite=overwrite, log=typer.echo)
-        typer.echo(f"wrote refined frames to {path}")
-
-    # ------------------------------------------------------------------ metrics
-
-    @diffusion_app.command("metrics")
-    def metrics_cmd(
-        real: Path = typer.Argument(..., help="Real dataset folder."),
-        generated: Path = typer.Argument(..., help="Generated or refined dataset folder."),
-        resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Compare at NxN (default: the generated size)."),
-        limit: Optional[int] = typer.Option(None, "--limit", help="Use at most N images of each."),
-        fid: bool = typer.Option(False, "--fid", help="Also FID and KID (needs Inception weights)."),
-        inception_weights: Optional[Path] = typer.Option(None, "--inception-weights", help="torch-fidelity Inception weights file."),
-        judge: Optional[Path] = typer.Option(None, "--judge", help=JUDGE_HELP),
-        seed: int = typer.Option(0, "--seed"),
-    ) -> None:
-        """Realism of a dataset against real images: C2ST accuracy (0.5 = indistinguishable), optionally FID/KID."""
-        import json
-
-        from synth.diffusion.metrics import compare_datasets
-
-        res = compare_datasets(str(real), str(generated), resolution=resolution, limit=limit, seed=seed, fid=fid,
-                               inception_weights=str(inception_weights) if inception_weights else None,
-                               judge=str(judge) if judge else None)
-        typer.echo(json.dumps(res))
-
-    @diffusion_app.command("evaluate")
-    def evaluate_cmd(
-        run: Path = typer.Argument(..., help="Training run folder (its checkpoints are evaluated)."),
-        real: Path = typer.Option(..., "--real", help="Real dataset folder to compare with."),
-        n: int = typer.Option(200, "--n", help="Samples per checkpoint (one per chosen real frame)."),
-        sampler: str = typer.Option("ddim", "--sampler", help=SAMPLER_HELP),
-        steps: Optional[int] = typer.Option(25, "--steps", help=STEPS_HELP),
-        guidance: float = typer.Option(1.0, "--guidance"),
-        target_class: Optional[str] = typer.Option(None, "--target-class", help="Generate only this class."),
-        every: int = typer.Option(1, "--every", help="Evaluate every k-th checkpoint."),
-        fid: bool = typer.Option(False, "--fid", help="Also FID and KID (needs Inception weights)."),
-        inception_weights: Optional[Path] = typer.Option(None, "--inception-weights"),
-        judge: Optional[Path] = typer.Option(None, "--judge", help=JUDGE_HELP),
-        seed: int = typer.Option(0, "--seed"),
-    ) -> None:
-        """Quality per checkpoint: writes metrics.csv, metrics.json and metrics.png into the run."""
-        from synth.diffusion.evaluate import EvaluateConfig, evaluate
-
-        cfg = EvaluateConfig(run=str(run), real=str(real), n=n, sampler=sampler, steps=steps, guidance=guidance,
-                             target_class=target_class, fid=fid, every=every,
-                             inception_weights=str(inception_weights) if inception_weights else None,
-                             judge=str(judge) if judge else None, seed=seed)
-        evaluate(cfg, log=typer.echo)
-        typer.echo(f"wrote {run / 'metrics.csv'} and {run / 'metrics.png'}")
-
-    # ------------------------------------------------------------------ Stable Diffusion
-
-    @diffusion_app.command("dreambooth")
-    def dreambooth_cmd(
-        pretrained: Path = typer.Option(..., "--pretrained", help="Local Stable Diffusion folder (model_index.json)."),
-        instance_data: Path = typer.Option(..., "--instance-data", help="Dataset folder of the images to adapt to."),
-        out: Path = typer.Option(..., "--out", "-o", help="Folder for the LoRA weights."),
-        instance_prompt: str = typer.Option("a photo of sks polyp", "--instance-prompt"),
-        class_prompt: Optional[str] = typer.Option("a photo of a polyp", "--class-prompt", help="Prior preservation prompt."),
-        no_prior: bool = typer.Option(False, "--no-prior", help="Train without prior preservation."),
-        class_data: Optional[Path] = typer.Option(None, "--class-data", help="Dataset of class images (default: generated)."),
-        num_class_images: int = typer.Option(50, "--num-class-images"),
-        prior_weight: float = typer.Option(1.0, "--prior-weight"),
-        labels: Optional[str] = typer.Option(None, "--labels", help="Use only instance frames with these labels."),
-        resolution: int = typer.Option(512, "--resolution", "-r"),
-        rank: int = typer.Option(4, "--rank", help="LoRA rank."),
-        steps: int = typer.Option(400, "--steps"),
-        batch_size: int = typer.Option(1, "--batch-size", "-b"),
-        lr: float = typer.Option(1e-4, "--lr"),
-        seed: int = typer.Option(0, "--seed"),
-    ) -> None:
-        """DreamBooth-style LoRA fine-tune of a local Stable Diffusion checkpoint (instance + class prompts)."""
-        from synth.diffusion.stable import DreamBoothConfig, dreambooth
-
-        cfg = DreamBoothConfig(
-            pretrained=str(pretrained), instance_data=str(instance_data), out=str(out),
-            instance_prompt=instance_prompt, class_prompt=None if no_prior else class_prompt,
-            class_data=str(class_data) if class_data else None, num_class_images=num_class_images,
-            prior_weight=prior_weight, labels=_names(labels), resolution=resolution, rank=rank, steps=steps,
-            batch_size=batch_size, lr=lr, seed=seed,
-        )
-        path = dreambooth(cfg, log=typer.echo)
-        typer.echo(f"LoRA weights saved in {path}")
-
-    @diffusion_app.command("tiny-sd")
-    def tiny_sd_cmd(
-        out: Path = typer.Argument(..., help="Folder to write the pipeline to."),
-        seed: int = typer.Option(0, "--seed"),
-    ) -> None:
-        """Write a tiny randomly initialised Stable Diffusion pipeline (offline smoke tests and demos)."""
-        from synth.diffusion.stable import make_tiny_pipeline
-
-        typer.echo(f"wrote {make_tiny_pipeline(out, seed=seed)}")
-
-    # ------------------------------------------------------------------ anomaly
-
-    @diffusion_app.command("anomaly")
-    def anomaly_cmd(
-        data: Path = typer.Argument(..., help="Dataset folder to score."),
-        model: Path = typer.Option(..., "--model", "-m", help="Model trained on normal frames."),
-        out: Path = typer.Option(..., "--out", "-o", help="Folder for heat maps, scores and report."),
-        strength: float = typer.Option(0.4, "--strength", help="How far to noise before denoising, in (0, 1]."),
-        steps: int = typer.Option(50, "--steps", help="DDIM steps for the full noise range."),
-        repeats: int = typer.Option(3, "--repeats", help="Noise draws averaged per frame."),
-        normal_class: Optional[str] = typer.Option("normal", "--normal-class", help="Class to denoise under."),
-        blur: float = typer.Option(1.0, "--blur", help="Gaussian sigma of the heat map (pixels)."),
-        fov: bool = typer.Option(False, "--fov", help="Score only inside the inscribed circle."),
-        batch_size: int = typer.Option(16, "--batch-size", "-b"),
-        limit: Optional[int] = typer.Option(None, "--limit"),
-        seed: int = typer.Option(0, "--seed"),
-        overwrite: bool = typer.Option(False, "--overwrite"),
-    ) -> None:
-        """Score how unusual each frame is (noise, denoise as normal, compare); heat maps and AUC vs masks."""
-        import json
-
-        from synth.diffusion.anomaly import AnomalyConfig, score
-
-        cfg = AnomalyConfig(model=str(model), data=str(data), out=str(out), strength=strength, steps=steps,
-                            repeats=repeats, normal_class=normal_class or None, blur=blur, fov=fov,
-                            batch_size=batch_size, limit=limit, seed=seed)
-        report = score(cfg, overwrite=overwrite, log=typer.echo)
-        typer.echo(json.dumps({k: v for k, v in report.items() if k != "config"}))
 
 
 GENERATIVE_HELP = {
