@@ -70,11 +70,11 @@ def register(app: typer.Typer) -> None:
                                                                   "(default 0,0.01,0.05,0.1,0.25,1)."),
         curve_source: str = typer.Option("real", "--curve-source", help="Name of the --train sources the "
                                                                         "curve varies (augment: the real share)."),
-        augment_fractions: Optional[str] = typer.Option(None, "--augment-fractions", help="--protocol augment: "
+        classical_fractions: Optional[str] = typer.Option(None, "--augment-fractions", help="--protocol augment: "
                                                         "comma-separated classical fractions, one row each, in "
                                                         "(0, 10] (default 0.2,0.5; none for no classical row)."),
-        seeds: Optional[int] = typer.Option(None, "--seeds", help="--protocol augment: trainings per row, with "
-                                                                  "training seeds --seed, --seed+1, ... (default 3)."),
+        seeds: int = typer.Option(3, "--seeds", help="--protocol augment: trainings per row, with training seeds "
+                                                     "--seed, --seed+1, ..."),
         judge: Optional[Path] = typer.Option(None, "--judge", help="--protocol augment: a real-trained `synth "
                                              "classify --save-model` report; adds the Fréchet distance and class "
                                              "agreement of each other source under it."),
@@ -94,17 +94,18 @@ def register(app: typer.Typer) -> None:
                 fractions = [float(t) for t in curve.split(",") if t.strip()]
             except ValueError:
                 raise UserError(f"--curve {curve!r}: give comma-separated fractions like 0,0.1,1") from None
-        given = [n for n, v in (("--augment-fractions", augment_fractions), ("--seeds", seeds), ("--judge", judge))
-                 if v is not None]
+        # (--seeds at its default is not "given": the option always has a value.)
+        given = [n for n, v in (("--augment-fractions", classical_fractions), ("--seeds", None if seeds == 3 else seeds),
+                                ("--judge", judge)) if v is not None]
         if given and protocol != "augment":
             raise UserError(f"{given[0]} is an option of --protocol augment, not of --protocol {protocol}")
         aug_fractions = list(DEFAULT_AUGMENT_FRACTIONS)
-        if augment_fractions is not None:
-            text = augment_fractions.strip().lower()
+        if classical_fractions is not None:
+            text = classical_fractions.strip().lower()
             try:
                 aug_fractions = [] if text in ("", "none") else [float(t) for t in text.split(",") if t.strip()]
             except ValueError:
-                raise UserError(f"--augment-fractions {augment_fractions!r}: give comma-separated fractions like "
+                raise UserError(f"--augment-fractions {classical_fractions!r}: give comma-separated fractions like "
                                 "0.2,0.5 (or none)") from None
             aug_fractions = list(dict.fromkeys(aug_fractions))  # one row per fraction
         cfg = ClassifyConfig(
@@ -116,7 +117,7 @@ def register(app: typer.Typer) -> None:
             real_style_beta=real_style_beta, pretrained=pretrained,
             weights=str(weights) if weights else None, freeze_backbone=freeze_backbone, positive=positive,
             curve_fractions=fractions, curve_source=curve_source, augment_fractions=aug_fractions,
-            seeds=3 if seeds is None else seeds, judge=str(judge) if judge else None, threads=threads,
+            seeds=seeds, judge=str(judge) if judge else None, threads=threads,
             eval_each_epoch=eval_each_epoch, save_model=save_model, overwrite=overwrite,
         )
         run_classify(cfg, log=typer.echo)
