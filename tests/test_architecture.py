@@ -144,6 +144,10 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     # package may hold torch code and the classify report has one reader there.
     ("synth.diffusion.judge", "synth.classifier.models"): "the judge loads a classify model (issue 10 point 3)",
     ("synth.diffusion.judge", "synth.classifier.train"): "the judge reads ClassifyConfig and to_input",
+    # `synth classify --protocol augment --judge` scores each source's samples with the same judge
+    # (Fréchet distance, class agreement); the other direction of the same debt, gone when the
+    # judge moves to the shared measurement package.
+    ("synth.classifier.augment_protocol", "synth.diffusion.judge"): "the augment protocol's sample quality uses the judge",
     # `synth calibrate` renders trials and scores them with measure's realism statistics, so it
     # sits above measure, not in the pure generator layer; it reads frames with helpers of
     # `synth evaluate` (read_frames, realism_sample, resize_mask, model_view) that belong in the
