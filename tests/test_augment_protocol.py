@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from synth.generator.dataset import DatasetWriter, frame_id
+from test_classifier import _cli, _one_line_error as _classify_one_line_error  # the shared CLI helpers
 
 pytest.importorskip("torch")
 
@@ -49,21 +50,9 @@ def shapes(root: Path, n: int, *, seed: int, kind: str = "real", generated: bool
     return root
 
 
-def _cli(args):
-    from typer.testing import CliRunner
-
-    from synth.cli import app
-
-    return CliRunner().invoke(app, args)
-
-
 def _one_line_error(res) -> str:
-    err = res.stderr if hasattr(res, "stderr") and res.stderr else res.output
-    lines = [l for l in err.splitlines() if l.strip()]
-    assert res.exit_code == 2, res.output
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert "Traceback" not in res.output
-    return lines[0]
+    return _classify_one_line_error(res)
 
 
 COMMON = ["--size", "16", "--fov", "none", "--epochs", "1", "--batch-size", "8", "--threads", "1"]
