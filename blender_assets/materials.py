@@ -4,7 +4,9 @@ The mucosa is a wet, slightly translucent tissue: an albedo map baked in numpy p
 (generator/texture.py: vessel trees at two depths, colour patches, mucus), a fine bump, subsurface
 scattering, a glossy clear coat for the broad highlights, and a wet-speckle pass (an AOV, added in
 post-processing after the denoiser) for the many small sharp glints of real endoscopy. Lesions are
-the same tissue tinted by their colour, with a pit pattern (Voronoi bump).
+the same tissue tinted by their colour, with a pit pattern (Voronoi bump); from spec version 6
+without the vessel network (generator/texture.py bakes their surface) and with nodules that
+shade and glint.
 Trees are rebuilt per scene (mucosa) or per frame (lesions): Cycles' SVM shaders are cheap to
 rebuild, and rebuilding keeps every value traceable to the spec.
 """
@@ -26,15 +28,30 @@ GLINT_AOV = "glint"
 
 
 def albedo_image(m: dict) -> bpy.types.Image:
-    """The scene's baked mucosa albedo (generator/texture.py) as a float image, replacing the last one."""
+    """The scene's baked mucosa albedo (generator/texture.py) as a float image, replacing the last one
+    (and dropping the last scene's lesion surface)."""
     from synth.generator.texture import bake_mucosa
 
-    old = bpy.data.images.get("mucosa_albedo")
+    if bpy.data.images.get("lesion_albedo") is not None:  # the last scene's; baked again when needed
+        bpy.data.images.remove(bpy.data.images["lesion_albedo"])
+    return _float_image("mucosa_albedo", bake_mucosa(m))
+
+
+def lesion_surface_image(m: dict) -> bpy.types.Image:
+    """The scene's lesion surface (spec version 6), baked on the first lesion that shows less than all
+    of the mucosa's vessels (the default scene shows them all, so it never pays for the bake)."""
+    from synth.generator.texture import bake_lesion_surface
+
+    return bpy.data.images.get("lesion_albedo") or _float_image("lesion_albedo", bake_lesion_surface(m))
+
+
+def _float_image(name: str, rgb: np.ndarray) -> bpy.types.Image:
+    """A packed linear float image from an (H, W, 3) array, replacing one of the same name."""
+    old = bpy.data.images.get(name)
     if old is not None:
         bpy.data.images.remove(old)
-    rgb = bake_mucosa(m)
     h, w = rgb.shape[:2]
-    img = bpy.data.images.new("mucosa_albedo", w, h, alpha=False, float_buffer=True)
+    img = bpy.data.images.new(name, w, h, alpha=False, float_buffer=True)
     try:
         img.colorspace_settings.name = "Linear Rec.709"
     except TypeError:  # older colour-management names
@@ -139,16 +156,45 @@ def lesion_material(les: dict, m: dict) -> bpy.types.Material:
     coord = nodes.new("ShaderNodeTexCoord")
     tex = _albedo_lookup(nodes, links, bpy.data.images["mucosa_albedo"], coord.outputs["Object"],
                          (0.08, 0.033, 1.0))
-    # Tint: the lesion colour over the tissue, keeping the tissue's vessels and patches.
+    surface = tex.outputs["Color"]
+    if les.get("vessel_visibility", 1.0) < 1.0 and "lesion_mottle" in m:
+        # Spec version 6 option: the lesion's own surface (no vessel network, mottled), with only
+        # `vessel_visibility` of the mucosa's vessels showing through.
+        ltex = _albedo_lookup(nodes, links, lesion_surface_image(m), coord.outputs["Object"],
+                              (0.08, 0.033, 1.0))
+        mix = nodes.new("ShaderNodeMix")
+        mix.data_type = "RGBA"
+        mix.inputs["Factor"].default_value = les.get("vessel_visibility", 0.0)
+        links.new(ltex.outputs["Color"], mix.inputs["A"])
+        links.new(tex.outputs["Color"], mix.inputs["B"])
+        surface = mix.outputs["Result"]
+    # Tint: the lesion colour over the tissue, keeping the tissue's patches.
     tint = nodes.new("ShaderNodeMix")
     tint.data_type = "RGBA"
     tint.blend_type = "COLOR" if les.get("tint_mode") == "color" else "MULTIPLY"
     tint.inputs["Factor"].default_value = les.get("tint", 1.0)
-    links.new(tex.outputs["Color"], tint.inputs["A"])
+    links.new(surface, tint.inputs["A"])
     rgb = nodes.new("ShaderNodeRGB")
     rgb.outputs[0].default_value = (*les["color"], 1.0)
     links.new(rgb.outputs[0], tint.inputs["B"])
     links.new(tint.outputs["Result"], bsdf.inputs["Base Color"])
+    # Nodules (spec version 6): adenomas are lobulated and granular at a scale of a millimetre or so,
+    # so each nodule shades and, facing the scope, glints: the sparkle that marks a polyp in real
+    # frames. Inverted Voronoi cells are domes with creases between them.
+    normal_in = None
+    if les.get("nodule_strength"):
+        nod = nodes.new("ShaderNodeTexVoronoi")
+        nod.feature = "SMOOTH_F1"
+        nod.inputs["Scale"].default_value = les["nodule_scale"]
+        nod.inputs["Smoothness"].default_value = 0.3
+        nod.inputs["Randomness"].default_value = 0.9
+        links.new(coord.outputs["Object"], nod.inputs["Vector"])
+        nbump = nodes.new("ShaderNodeBump")
+        nbump.invert = True
+        nbump.inputs["Strength"].default_value = les["nodule_strength"]
+        nbump.inputs["Distance"].default_value = 0.6 / les["nodule_scale"]  # cm: height ~ cell size
+        links.new(nod.outputs["Distance"], nbump.inputs["Height"])
+        normal_in = nbump.outputs["Normal"]
     # Pit pattern: cell-like dimples of the lesion surface.
     vor = nodes.new("ShaderNodeTexVoronoi")
     vor.inputs["Scale"].default_value = les["pit_scale"]
@@ -157,6 +203,8 @@ def lesion_material(les: dict, m: dict) -> bpy.types.Material:
     bump.inputs["Strength"].default_value = les["pit_strength"]
     bump.inputs["Distance"].default_value = 0.01
     links.new(vor.outputs["Distance"], bump.inputs["Height"])
+    if normal_in is not None:
+        links.new(normal_in, bump.inputs["Normal"])
     links.new(bump.outputs["Normal"], bsdf.inputs["Normal"])
     _glint(nodes, links, bump.outputs["Normal"], coord.outputs["Object"], m)
     _wet(bsdf, les["roughness"], m["coat_weight"], m["coat_roughness"], m["subsurface_weight"])

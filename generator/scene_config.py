@@ -195,6 +195,15 @@ class Lesion:
     lobulation: tuple = _f("Depth of the lobes (0: smooth outline).", RANGE, lo=0.0, hi=1.0)
     pit_scale: tuple = _f("Pit pattern: pits per cm.", RANGE, positive=True)
     pit_strength: tuple = _f("Pit pattern: relief strength.", RANGE, lo=0.0)
+    nodule_scale: tuple = _f("Nodules of the lesion surface (lobulated, granular tissue): nodules per cm.",
+                             RANGE, positive=True)
+    nodule_strength: tuple = _f("Relief of the nodules (0: a smooth surface; the default: nodular lesions "
+                                "lowered transfer, docs/RESULTS.md).", RANGE, lo=0.0)
+    vessel_visibility: tuple = _f("How much of the mucosa's vessel network shows through a lesion (0: none, as "
+                                  "on many adenomas; the default 1 transferred best, docs/RESULTS.md).", RANGE,
+                                  lo=0.0, hi=1.0)
+    mottle: tuple = _f("Mottling of the lesion surface: fine paler and redder spots (0: none).", RANGE,
+                       lo=0.0, hi=1.0)
     roughness: tuple = _f("Surface roughness of the lesion.", RANGE, lo=0.0, hi=1.0)
     color: LesionColor = field(default=None, metadata={"doc": LesionColor.__doc__, "kind": "section"})
 
@@ -227,6 +236,9 @@ class Artefacts:
                             lo=0.0, hi=0.9)
     saturation: tuple = _f("Processor colour enhancement: saturation gain.", RANGE, lo=0.0, hi=4.0)
     glint_strength: tuple = _f("Gain of the wet speckle highlights.", RANGE, lo=0.0)
+    sharpen: tuple = _f("Processor structure enhancement: unsharp-mask gain (0: none).", RANGE, lo=0.0)
+    sharpen_radius: tuple = _f("Radius of the structure enhancement, fraction of the image width.", RANGE,
+                               positive=True)
     chromatic_aberration: tuple = _f("Lateral colour of the lens: red larger, blue smaller by this fraction.",
                                      RANGE, lo=0.0, hi=0.1)
     overlay_prob: float = _f("Share of frames with on-screen text and thumbnail box (--overlay-prob).", PROB)

@@ -33,7 +33,7 @@ from synth.rng import FRAME_STREAM, LESION_STREAM, SCENE_STREAM  # the stream ke
 # 4: the look of real frames: baked vessel trees, patches and mucus, wet speckle, an endoscope
 #    processor's tone curve, close views of the wall, lesions of the mucosa's own tissue, Paris
 #    types, overlays, Kvasir-sized lesions by default.
-SPEC_VERSION = 5
+SPEC_VERSION = 6
 
 
 def _rng(*key: int) -> np.random.Generator:
@@ -132,6 +132,9 @@ def sample_scene(seed: int, scene_index: int, sc: SceneConfig | None = None) -> 
         "glint_relief": _ur(rng, M.glint_relief),  # bump strength of the droplets: how far their normals tilt
         "glint_threshold": _ur(rng, M.glint_threshold),  # |cos| between relief normal and view above which it glints
         "texture_offset": [_u(rng, 0, 100) for _ in range(3)],
+        # Lesion surface (spec version 6; generator/texture.bake_lesion_surface): the scene's tissue
+        # without its submucosal vessel network, which a polyp's thickened surface hides, mottled.
+        "lesion_mottle": _ur(rng, sc.lesion.mottle),
     }
     return {"index": scene_index, "lumen": lumen, "mucosa": mucosa}
 
@@ -381,6 +384,10 @@ def sample_lesion(rng: np.random.Generator, sampler: LumenSampler, cam: dict, mu
         "pit_strength": _ur(rng, S.pit_strength),
         "roughness": _ur(rng, S.roughness),
         **_lesion_color(rng, paris, sc),
+        "nodule_scale": _ur(rng, S.nodule_scale),
+        "nodule_strength": _ur(rng, S.nodule_strength),
+        # How much of the mucosa's vessel network shows through the lesion (0: none).
+        "vessel_visibility": _ur(rng, S.vessel_visibility),
     }
     if kind == "pedunculated":
         lesion["stalk_length"] = les_stalk
@@ -428,6 +435,7 @@ def sample_artefacts(rng: np.random.Generator, overlay_prob: float | None = None
         "tone": {"black": _ur(rng, A.black_level), "saturation": _ur(rng, A.saturation)},
         "glint_strength": _ur(rng, A.glint_strength),
         "chromatic_aberration": _ur(rng, A.chromatic_aberration),
+        "sharpen": {"gain": _ur(rng, A.sharpen), "radius": _ur(rng, A.sharpen_radius)},
     }
     a["overlay"] = _overlay(rng, sc) if rng.random() < overlay_prob else None
     a["motion_blur"] = ({"length": _ur(rng, A.motion_blur_length), "angle": _u(rng, 0, 180)}

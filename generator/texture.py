@@ -1,4 +1,5 @@
-"""Mucosa surface maps baked in numpy from a scene spec: albedo with vessels, patches and mucus.
+"""Mucosa surface maps baked in numpy from a scene spec: albedo with vessels, patches and mucus,
+and (spec version 6) the lesions' surface: the same tissue without the vessel network, mottled.
 
 Pure numpy + OpenCV, no bpy. Real colonic mucosa shows red branching submucosal vessels (thin
 sharp ones over wider blurred deeper ones), patchy colour and strands of mucus; procedural noise
@@ -86,16 +87,38 @@ def srgb_to_linear(c: np.ndarray) -> np.ndarray:
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
-def bake_mucosa(m: dict) -> np.ndarray:
-    """Linear RGB albedo (TEX_H, TEX_W, 3) float32 of a spec's `mucosa` (spec version 4)."""
-    rng = np.random.default_rng(int(m["texture_seed"]))
+def _patchy_base(rng: np.random.Generator, m: dict) -> np.ndarray:
+    """The tissue's colour with its redder and paler patches, before vessels and mucus."""
     base = srgb_to_linear(m["base_color"])
     # Patchy colour: two octaves of smooth noise, redder where positive, paler where negative.
     patch = (_noise(rng, (TEX_H, TEX_W), (12, 6)) * 0.65 + _noise(rng, (TEX_H, TEX_W), (60, 30)) * 0.35)
     patch *= m["color_variation"]
     red = srgb_to_linear(m["patch_color"])
     albedo = base[None, None, :] * (1.0 - np.clip(patch, 0, 1)[..., None]) + red * np.clip(patch, 0, 1)[..., None]
-    albedo = albedo * (1.0 + np.clip(patch, -1, 0)[..., None] * -0.6)  # paler patches
+    return albedo * (1.0 + np.clip(patch, -1, 0)[..., None] * -0.6)  # paler patches
+
+
+def bake_lesion_surface(m: dict) -> np.ndarray:
+    """Linear RGB albedo (TEX_H, TEX_W, 3) of the scene's lesions (spec version 6): the mucosa's own
+    patchy tissue without the submucosal vessel network (an adenoma's thickened surface hides it:
+    endoscopists spot flat lesions by the interrupted vascular pattern), mottled with fine paler and
+    redder spots about a millimetre across. Same patches as `bake_mucosa` (same seed), so a lesion's
+    base blends into the wall around it."""
+    albedo = _patchy_base(np.random.default_rng(int(m["texture_seed"])), m)
+    rng = np.random.default_rng([int(m["texture_seed"]), 1])
+    mottle = _noise(rng, (TEX_H, TEX_W), (256, 128)) * 0.7 + _noise(rng, (TEX_H, TEX_W), (640, 320)) * 0.3
+    mottle *= m.get("lesion_mottle", 0.0)
+    pale = np.clip(-mottle, 0, 1)[..., None]
+    red = np.clip(mottle, 0, 1)[..., None]
+    albedo = albedo * (1.0 - pale) + pale * np.asarray([0.85, 0.5, 0.45], np.float32)  # pinkish-white spots
+    albedo = albedo * (1.0 - red * np.asarray([0.1, 0.45, 0.45], np.float32))  # redder spots
+    return np.clip(albedo, 0.0, 1.0).astype(np.float32)
+
+
+def bake_mucosa(m: dict) -> np.ndarray:
+    """Linear RGB albedo (TEX_H, TEX_W, 3) float32 of a spec's `mucosa` (spec version 4)."""
+    rng = np.random.default_rng(int(m["texture_seed"]))
+    albedo = _patchy_base(rng, m)
     # Vessels: deep (wide, blurred, bluish) under superficial (thin, sharp, red) capillary trees.
     vd = m["vessels"]
     deep = vessel_layer(rng, int(vd["deep_count"]), vd["deep_width_px"], 320.0, vd["deep_blur_px"])

@@ -8,7 +8,7 @@ import pytest
 
 from synth.generator import post
 from synth.generator.spec import SPEC_VERSION, VIEW_TYPES, frame_specs, sample_artefacts, sample_scene
-from synth.generator.texture import TEX_H, TEX_W, bake_mucosa
+from synth.generator.texture import TEX_H, TEX_W, bake_lesion_surface, bake_mucosa
 
 
 def _specs(seed, n=12, **kw):
@@ -35,13 +35,32 @@ def test_vessels_darken_and_redden_the_albedo():
     assert (with_v[changed, 1] < without[changed, 1]).mean() > 0.9  # vessels take green away: redder/darker
 
 
+def test_lesion_surface_is_the_tissue_without_its_vessels_mottled():
+    m = sample_scene(3, 0)["mucosa"]
+    m["lesion_mottle"] = 0.3  # the default scene leaves lesions unmottled (docs/RESULTS.md, spec 6)
+    surface = bake_lesion_surface(m)
+    assert np.array_equal(surface, bake_lesion_surface(json.loads(json.dumps(m))))  # pure function of the spec
+    plain = json.loads(json.dumps(m))
+    plain["lesion_mottle"] = 0.0
+    bare = json.loads(json.dumps(plain))
+    bare["vessels"]["contrast"] = bare["vessels"]["deep_contrast"] = bare["mucus"] = 0.0
+    # unmottled, it is exactly the mucosa's patchy tissue with no vessel (nor mucus) drawn on it
+    assert np.allclose(bake_lesion_surface(plain), bake_mucosa(bare), atol=1e-6)
+    assert not np.allclose(bake_lesion_surface(plain), bake_mucosa(m), atol=0.02)
+    # mottling adds fine paler and redder spots about a millimetre (8 texels) across
+    green = surface[..., 1] / np.maximum(bake_lesion_surface(plain)[..., 1], 1e-6)
+    assert (green > 1.02).mean() > 0.05 and (green < 0.98).mean() > 0.05
+
+
 def test_specs_v4_round_trip_and_carry_the_new_look():
     specs = _specs(2, n=40)
     for s in specs:
-        assert s["spec_version"] == SPEC_VERSION == 5
+        assert s["spec_version"] == SPEC_VERSION == 6
         assert json.loads(json.dumps(s)) == s
         assert s["camera"]["view"] in VIEW_TYPES
-        assert {"tone", "glint_strength", "chromatic_aberration", "overlay"} <= set(s["artefacts"])
+        assert {"tone", "glint_strength", "chromatic_aberration", "overlay", "sharpen"} <= set(s["artefacts"])
+        for les in s["lesions"]:  # spec 6: nodular lesion surfaces
+            assert 6.0 <= les["nodule_scale"] <= 16.0 and 0.0 <= les["nodule_strength"] <= 1.0
     views = {s["camera"]["view"] for s in specs}
     assert views == set(VIEW_TYPES)
 
@@ -81,7 +100,7 @@ def test_overlay_removes_the_mask_pixels_it_covers():
 def test_wet_speckle_is_added_after_gain_and_is_deterministic():
     art = sample_artefacts(np.random.default_rng(5), overlay_prob=0.0)
     art.update(motion_blur=None, defocus=None, jpeg_quality=None, bubbles=[], fluid=None, residue=[],
-               chromatic_aberration=0.0, noise_sigma=0.0)
+               chromatic_aberration=0.0, noise_sigma=0.0, sharpen=None)  # sharpening would spread the specks
     rgb, index = _passes()
     glint = np.zeros((64, 64), np.float32)
     glint[30:33, 30:33] = 1.0
@@ -110,3 +129,31 @@ def test_overlay_probability_is_validated(bad):
 
     with pytest.raises(ConfigError, match="--overlay-prob"):
         RenderConfig(overlay_prob=bad).validate()
+
+
+def _high_frequency(img: np.ndarray) -> float:
+    g = img.astype(np.float32).mean(axis=2)
+    return float(np.abs(g[1:, :] - g[:-1, :]).mean() + np.abs(g[:, 1:] - g[:, :-1]).mean())
+
+
+def test_structure_enhancement_sharpens_fine_relief_and_keeps_the_mean():
+    rng = np.random.default_rng(0)
+    art = sample_artefacts(rng, overlay_prob=0.0)
+    art.update(fov_shape="circle", fov_radius=1.5, motion_blur=None, defocus=None, jpeg_quality=None,
+               bubbles=[], fluid=None, residue=[], noise_sigma=0.0, chromatic_aberration=0.0)
+    yy, xx = np.mgrid[0:64, 0:64]
+    base = 0.2 + 0.05 * np.sin(xx * 1.3) * np.sin(yy * 0.9)  # a fine relief on a flat wall
+    rgb = np.stack([base, 0.6 * base, 0.5 * base], axis=-1).astype(np.float32)
+    index = np.zeros((64, 64), np.float32)
+    art["sharpen"] = {"gain": 0.0, "radius": 0.01}
+    plain, _ = post.apply(rgb, index, art)
+    art["sharpen"] = {"gain": 1.0, "radius": 0.01}
+    sharp, _ = post.apply(rgb, index, art)
+    again, _ = post.apply(rgb, index, art)
+    assert np.array_equal(sharp, again)
+    assert _high_frequency(sharp) > 1.3 * _high_frequency(plain)
+    assert abs(float(sharp.mean()) - float(plain.mean())) < 2.0  # detail added, brightness kept
+    # brightness only: every channel moves by the same amount (no colour fringes) where nothing clips
+    ok = (sharp > 2).all(axis=2) & (sharp < 253).all(axis=2)
+    d = sharp.astype(int) - plain.astype(int)
+    assert ok.mean() > 0.5 and np.abs(d[ok].max(axis=1) - d[ok].min(axis=1)).max() <= 2

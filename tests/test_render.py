@@ -206,3 +206,24 @@ def test_mask_is_exactly_the_visible_lesion_pixels(tmp_path):
         assert mask.any() == (r["lesions"] > 0)
         # Not one pixel differs: the mask is what the camera sees of the lesions.
         assert np.array_equal(mask, green), f"{(mask != green).sum()} pixels differ"
+
+
+@pytest.mark.blender
+def test_lesion_surface_options_change_lesion_pixels_and_keep_masks_exact(rendered, tmp_path):
+    """Nodules, a vessel-free mottled surface (spec 6 options, off by default) are material only:
+    the frames keep their masks pixel for pixel, and the lesions' pixels change."""
+    from synth.generator.scene_config import apply_sets, default_scene
+
+    scene = apply_sets(default_scene(), ["lesion.nodule_strength=0.8,1", "lesion.vessel_visibility=0,0",
+                                         "lesion.mottle=0.3,0.4"]).to_dict()
+    cfg = RenderConfig(n=8, out=str(tmp_path / "nodular"), seed=4, lesion_prob=0.6, scene=scene, **TINY)
+    run_render(cfg, quiet=True)
+    a, b = Dataset.open(rendered), Dataset.open(tmp_path / "nodular")
+    changed = 0
+    for ra, rb in zip(a.records, b.records):
+        ma = a.mask(ra)
+        assert np.array_equal(ma, b.mask(rb))
+        if ma.any():
+            diff = np.abs(a.image(ra).astype(int) - b.image(rb).astype(int)).sum(axis=2)
+            changed += int(diff[ma > 0].mean() > 2)
+    assert changed >= 2
