@@ -28,7 +28,7 @@ from dataclasses import replace
 import numpy as np
 
 from synth.classifier.data import Arrays, ClassifyError, classical_augment
-from synth.classifier.protocols import _new_model, _payload
+from synth.classifier.protocols import new_model, report_payload
 from synth.classifier.train import ClassifyConfig, evaluate, fit, load_data
 from synth.rng import fork_rng
 
@@ -52,7 +52,7 @@ def run_augment(cfg: ClassifyConfig, train_specs, test_specs, log):
                             "or another --train NAME=DIR (e.g. generated samples)")
     data = load_data(cfg, train_specs, test_specs, log)
     judge = _load_judge(cfg.judge, data.class_names) if cfg.judge else None
-    payload = _payload(cfg, data)
+    payload = report_payload(cfg, data)
     origin = data.train.origin
     real_rows = [k for k, o in enumerate(origin) if o[0] == real_name]
     if not real_rows:
@@ -85,7 +85,7 @@ def run_augment(cfg: ClassifyConfig, train_specs, test_specs, log):
             # generator: seeded with the training seed for this run only, so a run does not
             # depend on the runs before it.
             with fork_rng(s):
-                model, info = _new_model(run_cfg, data.class_names, model_log)
+                model, info = new_model(run_cfg, data.class_names, model_log)
                 model_log = lambda _m: None  # noqa: E731  (say what the model is once)
                 hist = fit(model, arrays, run_cfg, epochs=cfg.epochs, lr=cfg.lr, test=data.test,
                            class_names=data.class_names, log=log, stage=stage, seed_offset=1, style=data.style)

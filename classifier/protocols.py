@@ -38,13 +38,13 @@ def run_protocol(cfg: ClassifyConfig, train_specs, test_specs, pre_specs, log):
 
         return run_augment(cfg, train_specs, test_specs, log)
     data = load_data(cfg, train_specs, test_specs, log)
-    payload = _payload(cfg, data)
+    payload = report_payload(cfg, data)
     extras: dict = {}
     pre = None
     if cfg.protocol == "finetune" or pre_specs:
         pre = _load_pretrain(cfg, pre_specs, test_specs, data.class_names, log)
         payload["data"]["pretrain"] = [s.describe() for s in pre[1]]
-    model, info = _new_model(cfg, data.class_names, log)
+    model, info = new_model(cfg, data.class_names, log)
     payload["model"] = info
     runs = []
     if pre is not None:
@@ -70,7 +70,9 @@ def run_protocol(cfg: ClassifyConfig, train_specs, test_specs, pre_specs, log):
 # --------------------------------------------------------------------------- pieces
 
 
-def _payload(cfg, data) -> dict:
+def report_payload(cfg, data) -> dict:
+    """The head of every classify report (task, protocol, classes, data): shared by the protocols
+    here, the segmenter (segment.py) and the augmentation protocol, so their reports read alike."""
     return {
         "task": "classify",
         "protocol": cfg.protocol,
@@ -88,7 +90,8 @@ def _payload(cfg, data) -> dict:
     }
 
 
-def _new_model(cfg, class_names, log):
+def new_model(cfg, class_names, log):
+    """The run's model with the report's seeded initial weights (also used by augment_protocol.py)."""
     import torch
 
     from synth.classifier.models import build_model
@@ -140,7 +143,7 @@ def _curve(cfg: ClassifyConfig, train_specs, test_specs, pre_specs, log):
     if not other and not pre_specs:
         log("no other training data than the curve source: only the real-only arm is run")
     data = load_data(cfg, train_specs, test_specs, log)
-    payload = _payload(cfg, data)
+    payload = report_payload(cfg, data)
     rows = data.train.row_of()
     quiet = replace(cfg, eval_each_epoch=False)  # many runs: evaluate each only once, at its end
     other_rows = [k for k, o in enumerate(data.train.origin) if o[0] != cfg.curve_source]
@@ -149,7 +152,7 @@ def _curve(cfg: ClassifyConfig, train_specs, test_specs, pre_specs, log):
     if pre_specs:
         pre_arrays, pre_sel = _load_pretrain(cfg, pre_specs, test_specs, data.class_names, log)
         payload["data"]["pretrain"] = [s.describe() for s in pre_sel]
-        model, info = _new_model(cfg, data.class_names, log)
+        model, info = new_model(cfg, data.class_names, log)
         fit(model, _augmented(pre_arrays, cfg), quiet, epochs=cfg.pretrain_epochs or cfg.epochs, lr=cfg.lr,
             test=data.test, class_names=data.class_names, log=log, stage="pretrain", style=data.style)
         pre_state = copy.deepcopy(model.state_dict())
@@ -178,7 +181,7 @@ def _curve(cfg: ClassifyConfig, train_specs, test_specs, pre_specs, log):
                 if not other_rows:
                     continue
                 arrays = data.train.subset(other_rows + real_rows)
-            model, info = _new_model(cfg, data.class_names, lambda m: None)
+            model, info = new_model(cfg, data.class_names, lambda m: None)
             payload["model"] = info
             stage = f"{arm}, real {f:g}"
             hist = []

@@ -21,7 +21,7 @@ def run_segment(cfg, train_specs, test_specs, log):
     import torch
 
     from synth.classifier.models import build_segmenter
-    from synth.classifier.protocols import _payload
+    from synth.classifier.protocols import report_payload
     from synth.classifier.train import load_data
 
     if cfg.protocol != "single":
@@ -31,7 +31,7 @@ def run_segment(cfg, train_specs, test_specs, log):
     if cfg.augment:
         raise ClassifyError("--augment is the classification baseline; use --online-aug for segmentation")
     data = load_data(cfg, train_specs, test_specs, log, with_masks=True)
-    payload = _payload(cfg, data)
+    payload = report_payload(cfg, data)
     payload["task"] = "segment"
     torch.manual_seed(cfg.seed)  # inside run_classify's fork_rng: nothing outside sees it
     model, info = build_segmenter(cfg.model, weights=cfg.weights, log=log)
