@@ -4,9 +4,9 @@ The mucosa is a wet, slightly translucent tissue: an albedo map baked in numpy p
 (generator/texture.py: vessel trees at two depths, colour patches, mucus), a fine bump, subsurface
 scattering, a glossy clear coat for the broad highlights, and a wet-speckle pass (an AOV, added in
 post-processing after the denoiser) for the many small sharp glints of real endoscopy. Lesions are
-the same tissue tinted by their colour, with a pit pattern (Voronoi bump); from spec version 6
-without the vessel network (generator/texture.py bakes their surface) and with nodules that
-shade and glint.
+the same tissue tinted by their colour, with a pit pattern (Voronoi bump); spec version 6 adds
+two options, off in the default scene because they lowered transfer to real frames: a surface
+without the vessel network (generator/texture.py bakes it) and nodules that shade and glint.
 Trees are rebuilt per scene (mucosa) or per frame (lesions): Cycles' SVM shaders are cheap to
 rebuild, and rebuilding keeps every value traceable to the spec.
 """
@@ -164,7 +164,7 @@ def lesion_material(les: dict, m: dict) -> bpy.types.Material:
                               (0.08, 0.033, 1.0))
         mix = nodes.new("ShaderNodeMix")
         mix.data_type = "RGBA"
-        mix.inputs["Factor"].default_value = les.get("vessel_visibility", 0.0)
+        mix.inputs["Factor"].default_value = les["vessel_visibility"]
         links.new(ltex.outputs["Color"], mix.inputs["A"])
         links.new(tex.outputs["Color"], mix.inputs["B"])
         surface = mix.outputs["Result"]
@@ -178,9 +178,10 @@ def lesion_material(les: dict, m: dict) -> bpy.types.Material:
     rgb.outputs[0].default_value = (*les["color"], 1.0)
     links.new(rgb.outputs[0], tint.inputs["B"])
     links.new(tint.outputs["Result"], bsdf.inputs["Base Color"])
-    # Nodules (spec version 6): adenomas are lobulated and granular at a scale of a millimetre or so,
-    # so each nodule shades and, facing the scope, glints: the sparkle that marks a polyp in real
-    # frames. Inverted Voronoi cells are domes with creases between them.
+    # Nodules (spec version 6 option): adenomas are lobulated and granular at a scale of a millimetre
+    # or so, so each nodule shades and, facing the scope, glints. Inverted Voronoi cells are domes
+    # with creases between them. Off by default: at 128 px most real polyps read as smooth glossy
+    # bodies, and a U-Net taught "granular = lesion" missed them (docs/RESULTS.md, spec 6).
     normal_in = None
     if les.get("nodule_strength"):
         nod = nodes.new("ShaderNodeTexVoronoi")

@@ -33,6 +33,9 @@ from synth.rng import FRAME_STREAM, LESION_STREAM, SCENE_STREAM  # the stream ke
 # 4: the look of real frames: baked vessel trees, patches and mucus, wet speckle, an endoscope
 #    processor's tone curve, close views of the wall, lesions of the mucosa's own tissue, Paris
 #    types, overlays, Kvasir-sized lesions by default.
+# 5: the scope kept clear of the wall and of lesions; the default scene refitted to Kvasir-SEG.
+# 6: processor structure enhancement; fewer glints; lesions nearer the centre; nodular and
+#    vessel-free mottled lesion surfaces as scene options (off by default: they lowered transfer).
 SPEC_VERSION = 6
 
 
