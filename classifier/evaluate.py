@@ -79,8 +79,9 @@ class Budget:
 
 
 BUDGETS = {
-    # A rough answer in under 15 minutes on 2 CPU cores (measured: 27 CPU-minutes with a second
-    # low-data point, 0.25; the "+ synthetic" arms cost as much as the synthetic-only run each).
+    # A rough answer in under 15 minutes on 2 CPU cores (measured: 126 s wall on 2 idle cores
+    # against two real folders, README; 27 CPU-minutes on a loaded machine with a second low-data
+    # point, 0.25: the "+ synthetic" arms cost as much as the synthetic-only run each).
     "quick": Budget("quick", frames_synthetic=300, frames_real=300, realism_frames=300, realism_size=128,
                     c2st_size=64, seg_size=64, seg_epochs=3, seg_batch=16, patch_size=64, patch_model="resnet18",
                     patch_epochs=4, patch_batch=32, fractions=(0.1,)),
