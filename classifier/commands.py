@@ -49,6 +49,10 @@ def register(app: typer.Typer) -> None:
                                                              "flipped/rotated/cropped copies (0.2, 0.5)."),
         online_aug: bool = typer.Option(False, "--online-aug", help="Random flips, rotations and colour jitter "
                                                                     "every batch."),
+        online_aug_policy: str = typer.Option("light", "--online-aug-policy", help="light (with --online-aug: "
+                                              "flips and turns; classifiers also mild colour jitter) or strong "
+                                              "(implies --online-aug; also zoom, gamma, saturation, hue, blur and "
+                                              "noise: camera variety rendered frames lack)."),
         real_style: List[Path] = typer.Option([], "--real-style", help="Real folder(s) whose frames restyle the "
                                               "synthetic training images on the fly (real training images and test "
                                               "images never): a style frame drawn per image with the seed. A folder "
@@ -112,7 +116,8 @@ def register(app: typer.Typer) -> None:
             train=list(train), test=list(test), out=str(out), model=model, protocol=protocol,
             pretrain=list(pretrain), epochs=epochs, pretrain_epochs=pretrain_epochs, batch_size=batch_size,
             lr=lr, finetune_lr=finetune_lr, size=size, fov=fov, fov_radius=fov_radius, holdout=holdout,
-            seed=seed, augment=augment, online_aug=online_aug, real_style=[str(p) for p in real_style],
+            seed=seed, augment=augment, online_aug=online_aug or online_aug_policy == "strong",
+            online_aug_policy=online_aug_policy, real_style=[str(p) for p in real_style],
             real_style_method=real_style_method, real_style_prob=real_style_prob,
             real_style_beta=real_style_beta, pretrained=pretrained,
             weights=str(weights) if weights else None, freeze_backbone=freeze_backbone, positive=positive,

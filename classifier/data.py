@@ -386,6 +386,79 @@ def online_augment(batch, *, generator, fov_keep=None):
     return x
 
 
+AUG_POLICIES = ("light", "strong")
+
+
+def strong_augment(batch, masks=None, *, generator, fov_keep=None, fov_radius=0.44):
+    """The `strong` --online-aug-policy: geometry and camera variety that rendered frames lack.
+
+    Per image, every draw from `generator`: flips and 90-degree turns; a zoom of 1-1.6x whose crop
+    stays inside the field of view (so no black border moves into the picture); brightness,
+    contrast, gamma, saturation and hue jitter; half the time a Gaussian blur (0.3-1.2 px) and half
+    the time sensor noise. A renderer draws one camera and one processor; real frames come from
+    many, and a model that never saw blur, colour casts or zoom learns the renderer's (the usual
+    domain-randomisation remedy for sim-to-real). `masks` (N, 1, S, S), when given, get the same
+    geometry (nearest neighbour) and none of the photometry. Images are floats in [0, 1].
+    Returns the images, or (images, masks) when masks were given.
+    """
+    import torch
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as TF
+
+    if not isinstance(generator, torch.Generator):
+        raise TypeError("strong_augment needs a seeded torch.Generator (generator=...)")
+    g = generator
+    n, _, size, _ = batch.shape
+
+    def u(lo, hi):
+        return lo + (hi - lo) * float(torch.rand(1, generator=g))
+
+    out_x, out_y = [], []
+    for i in range(n):
+        x = batch[i]
+        y = masks[i] if masks is not None else None
+        if float(torch.rand(1, generator=g)) < 0.5:
+            x = x.flip(-1)
+            y = y.flip(-1) if y is not None else None
+        k = int(torch.randint(0, 4, (1,), generator=g))
+        x = torch.rot90(x, k, dims=(-2, -1))
+        y = torch.rot90(y, k, dims=(-2, -1)) if y is not None else None
+        zoom = u(1.0, 1.6)
+        if zoom > 1.02:
+            side = max(8, int(round(size / zoom)))
+            # The crop's centre may wander as far as keeps the output's field of view inside the input's.
+            reach = fov_radius * size * (1.0 - side / size) / 1.5
+            cy = size / 2 + u(-reach, reach)
+            cx = size / 2 + u(-reach, reach)
+            top = int(round(min(max(cy - side / 2, 0), size - side)))
+            left = int(round(min(max(cx - side / 2, 0), size - side)))
+            x = TF.resized_crop(x, top, left, side, side, [size, size], interpolation=InterpolationMode.BILINEAR,
+                                antialias=True)
+            if y is not None:
+                y = TF.resized_crop(y, top, left, side, side, [size, size], interpolation=InterpolationMode.NEAREST)
+        x = TF.adjust_brightness(x, u(0.7, 1.3))
+        x = TF.adjust_contrast(x, u(0.7, 1.3))
+        x = TF.adjust_gamma(x.clamp(0.0, 1.0), u(0.7, 1.4))
+        x = TF.adjust_saturation(x, u(0.6, 1.4))
+        x = TF.adjust_hue(x.clamp(0.0, 1.0), u(-0.04, 0.04))
+        if float(torch.rand(1, generator=g)) < 0.5:
+            sigma = u(0.3, 1.2)
+            x = TF.gaussian_blur(x, [5, 5], [sigma, sigma])
+        if float(torch.rand(1, generator=g)) < 0.5:
+            x = x + torch.randn(x.shape, generator=g) * u(0.005, 0.03)
+        out_x.append(x.clamp(0.0, 1.0))
+        out_y.append(y)
+    x = torch.stack(out_x)
+    if fov_keep is not None:
+        x = x * fov_keep
+    if masks is None:
+        return x
+    y = torch.stack(out_y)
+    if fov_keep is not None:
+        y = y * fov_keep
+    return x, y
+
+
 # --------------------------------------------------------------------------- real style (--real-style)
 
 

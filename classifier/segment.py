@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from synth.classifier.data import Arrays, ClassifyError
+from synth.classifier.data import Arrays, ClassifyError, fov_mask, strong_augment
 from synth.classifier.metrics import classification_metrics, segmentation_metrics
 
 
@@ -52,9 +52,14 @@ def run_segment(cfg, train_specs, test_specs, log):
 def _input(images_u8):
     import torch
 
+    return _normalise(torch.from_numpy(images_u8).float().div_(255.0))
+
+
+def _normalise(x):
+    import torch
+
     from synth.classifier.train import MEAN, STD
 
-    x = torch.from_numpy(images_u8).float().div_(255.0)
     return (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
 
 
@@ -87,16 +92,23 @@ def fit_segmenter(model, train: Arrays, test: dict[str, Arrays], cfg, log, style
     weighted = not np.allclose(train.weights, train.weights[0])
     # --real-style: restyling changes colours only, so the masks stay the truth.
     styler = RealStyler(train, cfg, style, 1) if style is not None else None
+    keep = torch.from_numpy(fov_mask(cfg.size, cfg.fov_radius)).float() if cfg.fov == "circle" else None
     history = []
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         t0 = time.time()
         tot, n = 0.0, 0
         for rows in batches_for_epoch(train, cfg.batch_size, gen, weighted):
-            x = _input(styler(rows) if styler is not None else train.images[rows])
+            images = styler(rows) if styler is not None else train.images[rows]
             y = torch.from_numpy(train.masks[rows]).float()[:, None]
-            if cfg.online_aug:
-                x, y = _joint_flip_rot(x, y, gen)
+            if cfg.online_aug and cfg.online_aug_policy == "strong":
+                x, y = strong_augment(torch.from_numpy(images).float().div_(255.0), y, generator=gen,
+                                      fov_keep=keep, fov_radius=cfg.fov_radius)
+                x = _normalise(x)
+            else:
+                x = _input(images)
+                if cfg.online_aug:
+                    x, y = _joint_flip_rot(x, y, gen)
             logits = model(x)
             # BCE for every pixel plus soft Dice, so small lesions are not drowned by background.
             p = torch.sigmoid(logits)

@@ -15,9 +15,9 @@ from typing import Callable
 
 import numpy as np
 
-from synth.classifier.data import (Arrays, ClassifyError, SourceSpec, StylePool, fov_mask, load_arrays,
-                                   load_style_pool, online_augment, real_style_augment, select_sources,
-                                   style_selections, synthetic_rows)
+from synth.classifier.data import (AUG_POLICIES, Arrays, ClassifyError, SourceSpec, StylePool, fov_mask,
+                                   load_arrays, load_style_pool, online_augment, real_style_augment,
+                                   select_sources, strong_augment, style_selections, synthetic_rows)
 from synth.classifier.metrics import classification_metrics
 from synth.rng import fork_rng
 
@@ -51,6 +51,7 @@ class ClassifyConfig:
     seed: int = 0
     augment: float = 0.0  # classical baseline: add this fraction of augmented copies
     online_aug: bool = False
+    online_aug_policy: str = "light"  # light (flips, turns; colour jitter for classifiers) | strong
     # --real-style: restyle synthetic training images toward real frames of these folders, on the fly
     real_style: list[str] = field(default_factory=list)
     real_style_method: str = "fda"
@@ -108,6 +109,9 @@ class ClassifyConfig:
                 raise ClassifyError("--protocol augment trains from scratch; drop --pretrain")
             if self.save_model:
                 raise ClassifyError("--protocol augment trains many models and saves none; drop --save-model")
+        if self.online_aug_policy not in AUG_POLICIES:
+            raise ClassifyError(f"--online-aug-policy {self.online_aug_policy!r}: choose one of "
+                                f"{', '.join(AUG_POLICIES)}")
         from synth.generator.restyle import METHODS as STYLES
 
         if self.real_style_method not in STYLES:
@@ -208,7 +212,10 @@ def to_input(images_u8, cfg: ClassifyConfig, *, train: bool, generator=None, kee
 
     x = torch.from_numpy(images_u8).float().div_(255.0)
     if train and cfg.online_aug:
-        x = online_augment(x, fov_keep=keep, generator=generator)
+        if cfg.online_aug_policy == "strong":
+            x = strong_augment(x, fov_keep=keep, generator=generator, fov_radius=cfg.fov_radius)
+        else:
+            x = online_augment(x, fov_keep=keep, generator=generator)
     mean = torch.tensor(MEAN).view(1, 3, 1, 1)
     std = torch.tensor(STD).view(1, 3, 1, 1)
     return (x - mean) / std

@@ -82,3 +82,57 @@ def test_unet_trains_with_real_style(tmp_path):
         assert rep["data"]["real_style"]["frames"] == 6 and rep["data"]["real_style"]["method"] == "histogram"
         losses.append(rep["runs"][-1]["history"][-1]["train_loss"])
     assert losses[0] != losses[1]
+
+
+def test_strong_augment_moves_masks_with_their_pixels():
+    import torch
+
+    from synth.classifier.data import fov_mask, strong_augment
+
+    # Lesion discs drawn bright on a dark field: after zoom, flips and turns the mask must still
+    # sit on the bright pixels, whatever the colour jitter did to them.
+    size, n = 64, 12
+    yy, xx = np.mgrid[:size, :size]
+    masks = np.zeros((n, 1, size, size), np.float32)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        cy, cx = rng.integers(20, 44, 2)
+        masks[i, 0] = (yy - cy) ** 2 + (xx - cx) ** 2 < rng.integers(6, 12) ** 2
+    images = torch.from_numpy(np.repeat(masks, 3, axis=1) * 0.7 + 0.15)
+    keep = torch.from_numpy(fov_mask(size, 0.44)).float()
+    x, y = strong_augment(images * keep, torch.from_numpy(masks) * keep, generator=torch.Generator().manual_seed(3),
+                          fov_keep=keep)
+    x2, y2 = strong_augment(images * keep, torch.from_numpy(masks) * keep,
+                            generator=torch.Generator().manual_seed(3), fov_keep=keep)
+    assert torch.equal(x, x2) and torch.equal(y, y2)  # seeded: same generator, same batch
+    assert x.shape == images.shape and y.shape == masks.shape and set(y.unique().tolist()) <= {0.0, 1.0}
+    assert float(x[:, :, keep == 0].abs().max()) == 0.0 and float(y[:, :, keep == 0].max()) == 0.0
+    inside = keep.bool()
+    for i in range(n):
+        lum = x[i].mean(0)
+        on, off = y[i, 0].bool() & inside, ~y[i, 0].bool() & inside
+        assert on.any() and float(lum[on].mean()) > float(lum[off].mean()) + 0.2
+        # Pixels the mask calls lesion are nearly all bright ones (blur softens only the rim).
+        assert float((lum[on] > lum[off].mean() + 0.1).float().mean()) > 0.85
+    # It does move things: areas change with the zoom, colours with the jitter.
+    assert not torch.equal(y.sum((1, 2, 3)), torch.from_numpy(masks).mul(keep).sum((1, 2, 3)))
+    with pytest.raises(TypeError, match="torch.Generator"):
+        strong_augment(images, generator=None)
+
+
+def test_unet_trains_with_the_strong_policy(tmp_path):
+    syn = make_dataset(tmp_path / "syn", 32, size=32, seed=0)
+    real = make_dataset(tmp_path / "real", 16, size=32, seed=1, kind="real")
+    base = ["classify", "--model", "unet", "--train", f"s={syn}", "--test", f"r={real}", "--size", "32",
+            "--epochs", "2", "--batch-size", "8", "--online-aug", "--seed", "4"]
+    res = _cli(base + ["--online-aug-policy", "strong", "--out", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert rep["config"]["online_aug_policy"] == "strong"
+    light = _cli(base + ["--out", str(tmp_path / "b")])
+    assert light.exit_code == 0, light.output
+    other = json.loads((tmp_path / "b" / "report.json").read_text())
+    losses = lambda r: [h["train_loss"] for h in r["runs"][-1]["history"]]
+    assert losses(rep) != losses(other)  # the policy is used, not only recorded
+    assert "--online-aug-policy" in _one_line_error(_cli(base + ["--online-aug-policy", "heavy",
+                                                                 "--out", str(tmp_path / "c")]))
