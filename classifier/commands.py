@@ -116,7 +116,7 @@ def register(app: typer.Typer) -> None:
             train=list(train), test=list(test), out=str(out), model=model, protocol=protocol,
             pretrain=list(pretrain), epochs=epochs, pretrain_epochs=pretrain_epochs, batch_size=batch_size,
             lr=lr, finetune_lr=finetune_lr, size=size, fov=fov, fov_radius=fov_radius, holdout=holdout,
-            seed=seed, augment=augment, online_aug=online_aug or online_aug_policy == "strong",
+            seed=seed, augment=augment, online_aug=online_aug,
             online_aug_policy=online_aug_policy, real_style=[str(p) for p in real_style],
             real_style_method=real_style_method, real_style_prob=real_style_prob,
             real_style_beta=real_style_beta, pretrained=pretrained,

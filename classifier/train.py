@@ -72,6 +72,11 @@ class ClassifyConfig:
     save_model: bool = False
     overwrite: bool = False
 
+    def __post_init__(self) -> None:
+        # The strong policy is a kind of online augmentation: asking for it turns it on.
+        if self.online_aug_policy == "strong":
+            self.online_aug = True
+
     def validate(self) -> None:
         from synth.classifier.models import MODELS
 
