@@ -15,6 +15,11 @@ split does not. Training seed s starts every row from the same weights, so a row
 to "real only" is also given seed by seed (paired). The first training of a row is exactly the
 run ``--protocol single`` makes with the same sources and ``--seed``.
 
+Every row trains for the same number of optimiser steps (``--equal-steps``, the default): an epoch
+draws as many rows as the largest row holds, so "real only" sees each of its images more often
+instead of stopping sooner. Without it (``--epochs-per-row``) a row with 1,200 extra images also
+trains twice as long, and its gain over "real only" mixes the images with the extra steps.
+
 Beside how useful each other source is, how close to the real share it looks: the C2ST accuracy
 of its images against the real share (measure/c2st.py); with ``--judge REPORT`` the Fréchet
 distance and class agreement under a classifier trained on real images (diffusion/judge.py);
@@ -70,6 +75,9 @@ def run_augment(cfg: ClassifyConfig, train_specs, test_specs, log):
     quality = sample_quality(cfg, data, real_rows, others, judge, log)
 
     seeds = [cfg.seed + k for k in range(cfg.seeds)]
+    draws = epoch_draws(rows, cfg.equal_steps)
+    if draws is not None:
+        log(f"every row trains {cfg.epochs} epochs of {draws} draws (its largest row's size): equal optimiser steps")
     quiet = replace(cfg, eval_each_epoch=False)  # many runs: each is tested once, at its end
     runs, row_info = [], []
     model_log = log
@@ -88,7 +96,8 @@ def run_augment(cfg: ClassifyConfig, train_specs, test_specs, log):
                 model, info = new_model(run_cfg, data.class_names, model_log)
                 model_log = lambda _m: None  # noqa: E731  (say what the model is once)
                 hist = fit(model, arrays, run_cfg, epochs=cfg.epochs, lr=cfg.lr, test=data.test,
-                           class_names=data.class_names, log=log, stage=stage, seed_offset=1, style=data.style)
+                           class_names=data.class_names, log=log, stage=stage, seed_offset=1, style=data.style,
+                           epoch_draws=draws)
                 res = evaluate(model, data.test, run_cfg, data.class_names)
             payload["model"] = info
             by_source: dict[str, int] = {}
@@ -115,11 +124,22 @@ def run_augment(cfg: ClassifyConfig, train_specs, test_specs, log):
         "winner": winners(row_info, list(data.test)),
         "quality": quality,
         "judge": cfg.judge,
+        "equal_steps": cfg.equal_steps,
+        "epoch_draws": draws,
     }
     return payload, {}
 
 
 # --------------------------------------------------------------------------- pieces
+
+
+def epoch_draws(rows, equal_steps: bool) -> int | None:
+    """Rows each epoch draws when every row trains for the same optimiser steps: the size of the
+    largest row (real share + classical copies, or real share + another source); None otherwise
+    (each row draws its own size, so a larger row also trains longer)."""
+    if not equal_steps:
+        return None
+    return max(len(idx) + int(round(fraction * len(idx))) for _, idx, fraction in rows)
 
 
 def reweighted(arrays: Arrays, selections) -> Arrays:

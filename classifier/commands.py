@@ -79,6 +79,9 @@ def register(app: typer.Typer) -> None:
                                                         "(0, 10] (default 0.2,0.5; none for no classical row)."),
         seeds: int = typer.Option(3, "--seeds", help="--protocol augment: trainings per row, with training seeds "
                                                      "--seed, --seed+1, ..."),
+        equal_steps: bool = typer.Option(True, "--equal-steps/--epochs-per-row", help="--protocol augment: "
+                                         "train every row for the same optimiser steps (its largest row's), or "
+                                         "each row for --epochs of its own size (a larger row trains longer)."),
         judge: Optional[Path] = typer.Option(None, "--judge", help="--protocol augment: a real-trained `synth "
                                              "classify --save-model` report; adds the Fréchet distance and class "
                                              "agreement of each other source under it."),
@@ -100,7 +103,7 @@ def register(app: typer.Typer) -> None:
                 raise UserError(f"--curve {curve!r}: give comma-separated fractions like 0,0.1,1") from None
         # (--seeds at its default is not "given": the option always has a value.)
         given = [n for n, v in (("--augment-fractions", classical_fractions), ("--seeds", None if seeds == 3 else seeds),
-                                ("--judge", judge)) if v is not None]
+                                ("--epochs-per-row", None if equal_steps else True), ("--judge", judge)) if v is not None]
         if given and protocol != "augment":
             raise UserError(f"{given[0]} is an option of --protocol augment, not of --protocol {protocol}")
         aug_fractions = list(DEFAULT_AUGMENT_FRACTIONS)
@@ -122,7 +125,7 @@ def register(app: typer.Typer) -> None:
             real_style_beta=real_style_beta, pretrained=pretrained,
             weights=str(weights) if weights else None, freeze_backbone=freeze_backbone, positive=positive,
             curve_fractions=fractions, curve_source=curve_source, augment_fractions=aug_fractions,
-            seeds=seeds, judge=str(judge) if judge else None, threads=threads,
+            seeds=seeds, equal_steps=equal_steps, judge=str(judge) if judge else None, threads=threads,
             eval_each_epoch=eval_each_epoch, save_model=save_model, overwrite=overwrite,
         )
         run_classify(cfg, log=typer.echo)

@@ -66,6 +66,9 @@ class ClassifyConfig:
     # --protocol augment: classical fractions, trainings per row (seeds seed, seed+1, ...), judge report
     augment_fractions: list[float] = field(default_factory=lambda: list(DEFAULT_AUGMENT_FRACTIONS))
     seeds: int = 3
+    # --protocol augment: train every row for the same optimiser steps (those of its largest row),
+    # so a row's gain is not just the extra steps its extra images bring
+    equal_steps: bool = True
     judge: str | None = None
     threads: int = 2
     eval_each_epoch: bool = True
@@ -226,18 +229,24 @@ def to_input(images_u8, cfg: ClassifyConfig, *, train: bool, generator=None, kee
     return (x - mean) / std
 
 
-def batches_for_epoch(arrays: Arrays, batch_size: int, generator, weighted: bool):
-    """Row indices of each batch of one epoch: a permutation, or a weighted draw with replacement."""
+def batches_for_epoch(arrays: Arrays, batch_size: int, generator, weighted: bool, draws: int | None = None):
+    """Row indices of each batch of one epoch: a permutation, or a weighted draw with replacement.
+
+    `draws` rows an epoch (default: every row once). More draws than rows take successive
+    permutations (each row seen equally often, give or take one), so a small training set can be
+    trained for as many steps as a large one.
+    """
     import torch
 
     n = len(arrays)
+    draws = n if draws is None else draws
     if weighted:
         w = torch.as_tensor(arrays.weights, dtype=torch.double)
-        order = torch.multinomial(w, n, replacement=True, generator=generator)
+        order = torch.multinomial(w, draws, replacement=True, generator=generator)
     else:
-        order = torch.randperm(n, generator=generator)
+        order = torch.cat([torch.randperm(n, generator=generator) for _ in range(-(-draws // n))])[:draws]
     order = order.numpy()
-    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    return [order[i:i + batch_size] for i in range(0, draws, batch_size)]
 
 
 def predict(model, arrays: Arrays, cfg: ClassifyConfig, batch_size: int = 256) -> np.ndarray:
@@ -264,9 +273,11 @@ def evaluate(model, test: dict[str, Arrays], cfg: ClassifyConfig, class_names) -
 
 
 def fit(model, arrays: Arrays, cfg: ClassifyConfig, *, epochs: int, lr: float, test: dict[str, Arrays],
-        class_names, log, stage: str, seed_offset: int = 0, style: StylePool | None = None) -> list[dict]:
+        class_names, log, stage: str, seed_offset: int = 0, style: StylePool | None = None,
+        epoch_draws: int | None = None) -> list[dict]:
     """Train `model` in place for `epochs`; returns one history dict per epoch. With `style`,
-    synthetic rows are restyled toward its real frames on the fly (real rows never are)."""
+    synthetic rows are restyled toward its real frames on the fly (real rows never are).
+    `epoch_draws` sets the rows an epoch draws (default: len(arrays)), and so the steps."""
     import torch
     from torch import nn
 
@@ -276,7 +287,10 @@ def fit(model, arrays: Arrays, cfg: ClassifyConfig, *, epochs: int, lr: float, t
     params = [p for p in model.parameters() if p.requires_grad]
     opt_cls = torch.optim.AdamW if cfg.model.startswith("vit") else torch.optim.Adam
     opt = opt_cls(params, lr=lr, weight_decay=0.05 if cfg.model.startswith("vit") else 0.0)
-    steps = epochs * ((len(arrays) + cfg.batch_size - 1) // cfg.batch_size)
+    draws = len(arrays) if epoch_draws is None else epoch_draws
+    if draws < 1:
+        raise ClassifyError(f"stage {stage!r}: an epoch must draw at least one row, got {draws}")
+    steps = epochs * ((draws + cfg.batch_size - 1) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
     loss_fn = nn.CrossEntropyLoss()
     keep = torch.from_numpy(fov_mask(cfg.size, cfg.fov_radius)).float() if cfg.fov == "circle" else None
@@ -287,7 +301,7 @@ def fit(model, arrays: Arrays, cfg: ClassifyConfig, *, epochs: int, lr: float, t
         model.train()
         t0 = time.time()
         tot_loss, tot_ok, tot_n = 0.0, 0, 0
-        for rows in batches_for_epoch(arrays, cfg.batch_size, gen, weighted):
+        for rows in batches_for_epoch(arrays, cfg.batch_size, gen, weighted, draws):
             images = styler(rows) if styler is not None else arrays.images[rows]
             x = to_input(images, cfg, train=True, generator=gen, keep=keep)
             y = torch.from_numpy(arrays.labels[rows])

@@ -119,15 +119,27 @@ def test_augment_protocol_end_to_end(data):
     assert aug["winner"]["real"]["row"] in [r["name"] for r in rows]
     assert (root / "a" / "augment.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    # The first training of "real only" is the run `--protocol single` makes with the same --seed.
+    # Equal steps (the default): every row's epoch draws as many images as the largest row holds.
+    assert aug["equal_steps"] is True and aug["epoch_draws"] == 42
+
+    # With --epochs-per-row each row trains on its own size, and the first training of "real only"
+    # is the run `--protocol single` makes with the same --seed; with equal steps it trains longer.
+    res = _cli(_augment_args(d, root / "c", "--epochs-per-row"))
+    assert res.exit_code == 0, res.output
+    per_row = json.loads((root / "c" / "report.json").read_text())
+    assert per_row["augment"]["equal_steps"] is False and per_row["augment"]["epoch_draws"] is None
     res = _cli(["classify", "--train", f"real={d['real']}:0.5", "--test", f"real={d['test']}", "--seed", "3",
                 "--out", str(root / "single")] + COMMON)
     assert res.exit_code == 0, res.output
     single = json.loads((root / "single" / "report.json").read_text())["runs"][-1]
-    first = runs[rows[0]["runs"][0]]
+    first = per_row["runs"][per_row["augment"]["rows"][0]["runs"][0]]
     assert single["history"][-1]["train_loss"] == first["history"][-1]["train_loss"]
     assert single["test"]["real"]["confusion_matrix"] == first["test"]["real"]["confusion_matrix"]
     assert single["test"]["real"]["auc"] == first["test"]["real"]["auc"]
+    assert runs[rows[0]["runs"][0]]["history"][-1]["train_loss"] != first["history"][-1]["train_loss"]
+    # The largest row draws its own size either way: the same training.
+    assert runs[rows[2]["runs"][0]]["history"][-1]["train_loss"] == \
+        per_row["runs"][per_row["augment"]["rows"][2]["runs"][0]]["history"][-1]["train_loss"]
 
     # The same --seed again, now with a judge: the same numbers, plus the judge's scores.
     res = _cli(["classify", "--train", f"real={d['real']}", "--test", f"real={d['test']}", "--save-model",
@@ -162,4 +174,26 @@ def test_augment_protocol_bad_input(data):
     assert "not a `synth classify` report" in _one_line_error(_cli(base + test + ["--judge", str(d["real"])]))
     single = ["classify", "--train", f"real={d['real']}", "--out", str(out)] + COMMON + test
     assert "option of --protocol augment" in _one_line_error(_cli(single + ["--seeds", "2"]))
+    assert "option of --protocol augment" in _one_line_error(_cli(single + ["--epochs-per-row"]))
     assert not out.exists()
+
+
+def test_epoch_draws_repeat_a_small_set_evenly():
+    """More draws than rows: successive permutations, each row seen equally often (give or take
+    one); the default draws every row once, as a plain permutation."""
+    import torch
+
+    from synth.classifier.data import Arrays
+    from synth.classifier.train import batches_for_epoch
+
+    n = 10
+    arr = Arrays(images=np.zeros((n, 3, 4, 4), np.uint8), labels=np.zeros(n, np.int64), masks=None,
+                 weights=np.ones(n), origin=[("r", "f", str(i)) for i in range(n)])
+    rows = np.concatenate(batches_for_epoch(arr, 4, torch.Generator().manual_seed(0), False, draws=25))
+    assert len(rows) == 25
+    counts = np.bincount(rows, minlength=n)
+    assert counts.min() == 2 and counts.max() == 3
+    once = np.concatenate(batches_for_epoch(arr, 4, torch.Generator().manual_seed(0), False))
+    assert sorted(once) == list(range(n))
+    assert np.array_equal(once, torch.randperm(n, generator=torch.Generator().manual_seed(0)).numpy())
+    assert [len(b) for b in batches_for_epoch(arr, 4, torch.Generator().manual_seed(0), False, draws=25)] == [4] * 6 + [1]
