@@ -262,6 +262,21 @@ def data_subset(
                f"({', '.join(f'{k}: {v}' for k, v in counts.items())})")
 
 
+@data_app.command("snapshot")
+def data_snapshot(
+    source: Path = typer.Argument(..., help="A render's --out folder, finished or still rendering."),
+    out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to write."),
+    max_frames: Optional[int] = typer.Option(None, "--max", help="Keep at most the first N finished frames "
+                                                                 "(by id: the frames a render of N would make)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier snapshot in --out."),
+) -> None:
+    """Freeze the finished frames of a render as a dataset of their own, to measure before it ends."""
+    from synth.generator.snapshot import SnapshotConfig, make_snapshot
+
+    n = make_snapshot(SnapshotConfig(source=str(source), out=str(out), max_frames=max_frames, overwrite=overwrite))
+    typer.echo(f"snapshot of {n} finished frames of {source} in {out}")
+
+
 @data_app.command("patches")
 def data_patches(
     source: Path = typer.Argument(..., help="Dataset folder with lesion masks (rendered, or imported pairs)."),

@@ -25,7 +25,7 @@ import() {
 }
 
 snapshot() {
-  .venv/bin/python benchmarks/exp_render_snapshot.py "$RENDER" "$SNAP" ${MAX_FRAMES:+--max $MAX_FRAMES}
+  $S data snapshot "$RENDER" --out "$SNAP" ${MAX_FRAMES:+--max $MAX_FRAMES} --overwrite
 }
 
 BLOOD="--model resnet18 --size 28 --fov none --test real=runs/real/blood-test --batch-size 64 --eval-at-end --seed 0 --overwrite"
