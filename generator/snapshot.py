@@ -62,5 +62,6 @@ def make_snapshot(cfg: SnapshotConfig) -> int:
     writer.finalize(manifest={"command": "synth data snapshot", "config": render_config,
                               "kind": manifest.get("kind", "rendered"), "snapshot_of": str(src),
                               "seed": render_config.get("seed")},
+                    # a render writes coco.json unless told not to; a finished one shows which
                     coco=(src / "coco.json").exists() or not manifest, expected_ids=[r.id for r in records])
     return len(records)

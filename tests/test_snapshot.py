@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from typer.testing import CliRunner
 
-from synth.cli import app
 from synth.generator.dataset import Dataset, DatasetWriter, frame_id
+from test_subset import _run  # the shared CLI helper
 
 
 def _render_in_progress(root, n=5):
@@ -24,11 +23,6 @@ def _render_in_progress(root, n=5):
     # a frame still being written: its image is there, its record is not
     (root / "images" / f"{frame_id(n)}.png").write_bytes(b"partial")
     return root
-
-
-def _run(*args):
-    res = CliRunner().invoke(app, [str(a) for a in args])
-    return res.exit_code, res.output
 
 
 def test_snapshot_copies_the_first_finished_frames_exactly(tmp_path):
