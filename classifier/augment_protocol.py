@@ -12,8 +12,8 @@ with ``--seed``), the same test sets, and these rows:
 Every row is trained ``--seeds K`` times, with training seeds seed, seed+1, ..., seed+K-1: the
 initial weights, the batch order and the classical copies follow the training seed, the data
 split does not. Training seed s starts every row from the same weights, so a row's difference
-to "real only" is also given seed by seed (paired). The first training of a row is exactly the
-run ``--protocol single`` makes with the same sources and ``--seed``.
+to "real only" is also given seed by seed (paired). With ``--epochs-per-row`` the first training of
+a row is exactly the run ``--protocol single`` makes with the same sources and ``--seed``.
 
 Every row trains for the same number of optimiser steps (``--equal-steps``, the default): an epoch
 draws as many rows as the largest row holds, so "real only" sees each of its images more often
@@ -32,7 +32,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from synth.classifier.data import Arrays, ClassifyError, classical_augment
+from synth.classifier.data import Arrays, ClassifyError, classical_augment, classical_copies
 from synth.classifier.protocols import new_model, report_payload
 from synth.classifier.train import ClassifyConfig, evaluate, fit, load_data
 from synth.rng import fork_rng
@@ -139,7 +139,7 @@ def epoch_draws(rows, equal_steps: bool) -> int | None:
     (each row draws its own size, so a larger row also trains longer)."""
     if not equal_steps:
         return None
-    return max(len(idx) + int(round(fraction * len(idx))) for _, idx, fraction in rows)
+    return max(len(idx) + classical_copies(len(idx), fraction) for _, idx, fraction in rows)
 
 
 def reweighted(arrays: Arrays, selections) -> Arrays:

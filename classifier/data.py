@@ -319,6 +319,11 @@ def load_arrays(
 # --------------------------------------------------------------------------- augmentation
 
 
+def classical_copies(n: int, fraction: float) -> int:
+    """How many copies `classical_augment` adds to n images at `fraction`."""
+    return int(round(fraction * n)) if fraction > 0 else 0
+
+
 def classical_augment(arrays: Arrays, fraction: float, *, seed: int, fov: str, fov_radius: float) -> Arrays:
     """The classical baseline: add `fraction` x N augmented copies (flip, rotate, resized crop).
 
@@ -331,7 +336,7 @@ def classical_augment(arrays: Arrays, fraction: float, *, seed: int, fov: str, f
 
     if fraction <= 0:
         return arrays
-    n_new = int(round(fraction * len(arrays)))
+    n_new = classical_copies(len(arrays), fraction)
     rng = np.random.default_rng(np.random.SeedSequence([seed, CLASSICAL_AUGMENT_STREAM]))
     pick = rng.choice(len(arrays), size=n_new, replace=n_new > len(arrays))
     size = arrays.images.shape[-1]
