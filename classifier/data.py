@@ -268,7 +268,8 @@ def load_arrays(
     Data sets here are small (thousands of frames at 128 px is a few hundred MB), so decoding
     once beats decoding every epoch on a 2-core machine.
     """
-    import cv2
+    # The per-frame reading `SynthDataset` does too: users' own training sees these pixels.
+    from synth.classifier.torch_dataset import read_frame
 
     if fov not in ("circle", "none"):
         raise ClassifyError(f"--fov {fov!r}: choose circle or none")
@@ -277,17 +278,8 @@ def load_arrays(
 
     def one(job):
         sel, i = job
-        rec = sel.dataset.records[i]
-        img = model_view(sel.dataset.image(rec), size, None)
-        m = None
-        if with_masks:
-            m = (sel.dataset.mask(rec) > 0).astype(np.uint8)
-            m = cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST) if m.shape != (size, size) else m
-        if keep is not None:
-            img = img * keep[..., None].astype(np.uint8)
-            if m is not None:
-                m = m * keep.astype(np.uint8)
-        return img, m
+        f = read_frame(sel.dataset, sel.dataset.records[i], size=size, keep=keep, masks=with_masks, binary_mask=True)
+        return f["image"], f["mask"]
 
     try:
         with ThreadPoolExecutor(max(1, threads)) as pool:
