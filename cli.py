@@ -174,7 +174,7 @@ def calibrate(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out and a different calibration's work folder."),
 ) -> None:
     """Fit scene distributions so small renders match a real folder's realism statistics (Optuna, resumable)."""
-    from synth.generator.calibrate import CalibrateConfig, run_calibrate
+    from synth.classifier.calibrate import CalibrateConfig, run_calibrate
 
     cfg = CalibrateConfig(real=str(real), out=str(out), params=[p.strip() for p in params.split(",") if p.strip()],
                           trials=trials, frames=frames, check_frames=check_frames, resolution=resolution,

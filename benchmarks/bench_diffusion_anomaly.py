@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from synth.generator.dataset import is_finished
+
 
 def with_fov(src: Path, dst: Path, size: int) -> Path:
     """A copy of a dataset at size x size with black outside the inscribed circle."""
@@ -28,7 +30,7 @@ def with_fov(src: Path, dst: Path, size: int) -> Path:
     from synth.diffusion.data import resize_image, resize_mask
     from synth.generator.dataset import Dataset, DatasetWriter
 
-    if (dst / "manifest.json").exists():
+    if is_finished(dst):
         return dst
     ds = Dataset.open(src)
     fov = fov_mask(size)
@@ -69,10 +71,10 @@ def main() -> None:
     out, res = args.out, args.resolution
     out.mkdir(parents=True, exist_ok=True)
     raw_normal, raw_test = out / "cpchild-raw", out / "kvasir-raw"
-    if not (raw_normal / "manifest.json").exists():
+    if not is_finished(raw_normal):
         import_dataset(ImportConfig(source=str(args.cpchild), out=str(raw_normal), layout="classes",
                                     resolution=res, limit=args.train_limit, overwrite=True))
-    if not (raw_test / "manifest.json").exists():
+    if not is_finished(raw_test):
         import_dataset(ImportConfig(source=str(args.kvasir), out=str(raw_test), layout="pairs", resolution=res,
                                     limit=args.test_limit, overwrite=True))
     normal, test = with_fov(raw_normal, out / "cpchild", res), with_fov(raw_test, out / "kvasir", res)

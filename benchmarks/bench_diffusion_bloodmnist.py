@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from synth.generator.dataset import is_finished
+
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -58,7 +60,7 @@ def main() -> None:
 
     from synth.diffusion.augment import AugmentConfig, augment
     from synth.diffusion.evaluate import EvaluateConfig, evaluate
-    from synth.diffusion.metrics import compare
+    from synth.measure.quality import compare
     from synth.diffusion.model import DiffusionModel
     from synth.diffusion.sample import generate, save_grid, seed_for
     from synth.diffusion.train import TrainConfig, train
@@ -69,7 +71,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
     for split in ("train", "val"):
-        if not (out / split / "manifest.json").exists():
+        if not is_finished(out / split):
             import_dataset(ImportConfig(source=str(args.data), out=str(out / split), layout="npz", split=split,
                                         overwrite=True))
     run = args.run or out / "run"
@@ -101,7 +103,7 @@ def main() -> None:
     labels = [r.label for r in recs]
     judge = None
     if args.judge:
-        from synth.diffusion.judge import Judge
+        from synth.measure.judge import Judge
 
         judge = Judge(args.judge)
     table = []

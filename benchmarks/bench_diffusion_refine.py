@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from synth.generator.dataset import is_finished
+
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -51,7 +53,7 @@ def main() -> None:
             sys.exit(f"error: {path} not found")
 
     from synth.diffusion.anomaly import fov_mask
-    from synth.diffusion.metrics import c2st, dataset_images
+    from synth.measure.quality import c2st, dataset_images
     from synth.diffusion.refine import RefineConfig, refine
     from synth.diffusion.sample import save_grid
     from synth.generator.dataset import Dataset
@@ -65,7 +67,7 @@ def main() -> None:
         sources.append(("cpchild", args.cpchild, "classes", ["normal", "lesion"]))
     for name, src, layout, names in sources:
         dst = out / f"real-{name}"
-        if not (dst / "manifest.json").exists():
+        if not is_finished(dst):
             import_dataset(ImportConfig(source=str(src), out=str(dst), layout=layout, resolution=res,
                                         limit=args.real_limit, class_names=names, overwrite=True))
         reals.append(dst)
@@ -75,7 +77,7 @@ def main() -> None:
 
     judge = None
     if args.judge:
-        from synth.diffusion.judge import Judge, judge_scores
+        from synth.measure.judge import Judge, judge_scores
 
         judge = Judge(args.judge)
 

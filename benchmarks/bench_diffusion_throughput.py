@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from synth.generator.dataset import is_finished
+
 
 def prepare(npz: Path, out: Path, n: int) -> tuple[Path, Path]:
     from synth.generator.dataset import write_png
@@ -39,7 +41,7 @@ def prepare(npz: Path, out: Path, n: int) -> tuple[Path, Path]:
         for i, img in enumerate(x):
             write_png(folder / f"{i:05d}.png", img)
     ds = out / "synth-dataset"
-    if not (ds / "manifest.json").exists():
+    if not is_finished(ds):
         import_dataset(ImportConfig(source=str(npz), out=str(ds), layout="npz", limit=n, overwrite=True))
     return folder.parent, ds
 

@@ -82,7 +82,7 @@ def _memory_child(cfg_json: dict, n: int, every: int, warmup: int, q) -> None:
     from synth.generator.worker import CLASS_NAMES, quiet_native_output, render_frame
 
     quiet_native_output()
-    from synth.generator.blender_scene import FrameRenderer
+    from synth.blender_assets.scene import FrameRenderer
 
     cfg = RenderConfig(**cfg_json)
     writer = DatasetWriter.attach(Path(cfg.out), CLASS_NAMES)

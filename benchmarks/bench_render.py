@@ -31,7 +31,7 @@ def _specs(n: int, resolution: int, render: dict, seed: int = 100):
 
 def _quality_worker(resolution: int, n: int, settings: list[dict], threads: int) -> list[dict]:
     """Render the same frames with each setting in one process; PSNR against the first setting."""
-    from synth.generator.blender_scene import FrameRenderer
+    from synth.blender_assets.scene import FrameRenderer
     from synth.generator.post import srgb_encode
 
     ref_imgs = None
@@ -100,7 +100,7 @@ def throughput(args) -> dict:
 
 
 def _memory_worker(resolution: int, n: int, every: int, threads: int) -> list[tuple[int, float]]:
-    from synth.generator.blender_scene import FrameRenderer
+    from synth.blender_assets.scene import FrameRenderer
     from synth.generator.config import QUALITY_PRESETS
     from synth.generator.post import apply
     from synth.generator.worker import rss_mb

@@ -22,7 +22,7 @@ trains twice as long, and its gain over "real only" mixes the images with the ex
 
 Beside how useful each other source is, how close to the real share it looks: the C2ST accuracy
 of its images against the real share (measure/c2st.py); with ``--judge REPORT`` the Fréchet
-distance and class agreement under a classifier trained on real images (diffusion/judge.py);
+distance and class agreement under a classifier trained on real images (measure/judge.py);
 and the kept/drawn counts a filtered `synth augment` folder records in its manifest.
 """
 
@@ -35,6 +35,7 @@ import numpy as np
 from synth.classifier.data import Arrays, ClassifyError, classical_augment, classical_copies
 from synth.classifier.protocols import new_model, report_payload
 from synth.classifier.train import ClassifyConfig, evaluate, fit, load_data
+from synth.measure.judge import Judge, judge_scores
 from synth.rng import fork_rng
 
 REAL_ONLY = "real only"
@@ -227,8 +228,6 @@ def winners(rows: list[dict], tests: list[str]) -> dict:
 
 
 def _load_judge(path: str, class_names):
-    from synth.diffusion.judge import Judge
-
     judge = Judge(path)
     if set(judge.class_names) != set(class_names):
         raise ClassifyError(f"--judge {path} knows the classes {judge.class_names}, the data has {class_names}; "
@@ -255,8 +254,6 @@ def sample_quality(cfg: ClassifyConfig, data, real_rows: list[int], names: list[
         except MetricError as e:  # too few images for its folds: say so, the training rows still stand
             q.update(c2st_accuracy=None, c2st_note=str(e))
         if judge is not None:
-            from synth.diffusion.judge import judge_scores
-
             labels = [data.class_names[i] for i in data.train.labels[rows]]
             try:
                 # KID draws its subsets from torch's global generator: seeded here, restored after.

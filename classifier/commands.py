@@ -93,7 +93,8 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report folder."),
     ) -> None:
         """Train on some dataset folders, test on others (e.g. rendered -> real), write a report."""
-        from synth.classifier.train import DEFAULT_AUGMENT_FRACTIONS, DEFAULT_CURVE, ClassifyConfig, run_classify
+        from synth.classifier.classify import run_classify
+        from synth.classifier.train import DEFAULT_AUGMENT_FRACTIONS, DEFAULT_CURVE, ClassifyConfig
 
         fractions = list(DEFAULT_CURVE)
         if curve:

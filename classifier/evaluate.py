@@ -30,9 +30,6 @@ A *budget* fixes image sizes, epochs and frame counts, so two reports at one bud
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -46,7 +43,9 @@ from synth.classifier import evaluate_report
 from synth.classifier.evaluate_report import reach_words
 from synth.generator.dataset import Dataset
 from synth.generator.imaging import resize_mask  # noqa: F401  (also this module's API)
-from synth.rng import JUDGE_SAMPLE_STREAM, PATCH_STREAM, REALISM_SAMPLE_STREAM, fork_rng
+from synth.generator.run_folder import RunFolder
+from synth.generator.sampling import capped, read_frames, realism_sample, share  # noqa: F401  (also this module's API)
+from synth.rng import JUDGE_SAMPLE_STREAM, PATCH_STREAM, fork_rng
 
 
 class EvaluateError(UserError):
@@ -128,7 +127,7 @@ def resolve_budget(name: str, sets: list[str]) -> Budget:
         changes[key] = _parse_value(key, value, getattr(b, key))
     if changes:
         b = replace(b, name=f"{name} (custom)", **changes)
-    from synth.classifier.models import CLASSIFIERS
+    from synth.nets.models import CLASSIFIERS
 
     for key in ("realism_size", "c2st_size", "seg_size", "patch_size", "seg_epochs", "patch_epochs", "seg_batch",
                 "patch_batch", "contact_frames"):
@@ -191,42 +190,17 @@ OUTPUT_FILES = ("report.json", "report.md", "config.json", "evaluate.log", "cont
                 "colour.png", "radial.png", "transfer.png", "low_data.png")
 
 
+def _folder(out: str | Path) -> RunFolder:
+    return RunFolder(out, command="synth evaluate", names=OUTPUT_FILES, error=EvaluateError)
+
+
 def check_out(out: str, overwrite: bool) -> Path:
     """The report folder, refused (one line) if it holds anything unless --overwrite, and even then
     if it holds files `synth evaluate` did not write: --overwrite replaces only its own files."""
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise EvaluateError(f"--out {path} is a file, not a folder; choose another --out")
-    if path.is_dir():
-        present = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
-        if present and not overwrite:
-            raise EvaluateError(f"{path} is not empty; pass --overwrite to replace an earlier report there "
-                                "or choose another --out")
-        foreign = [n for n in present if n not in OUTPUT_FILES]
-        if foreign:
-            raise EvaluateError(f"{path} holds files synth evaluate did not write ({', '.join(foreign[:3])}); "
-                                "choose another --out")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise EvaluateError(f"cannot create {path.parent}: {e.strerror}") from None
-    return path
-
-
-def finish_out(tmp: Path, out: Path) -> None:
-    """Move the finished files from `tmp` into `out`; report.json last, so a folder with a
-    report.json always holds a complete report."""
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    (out / "report.json").unlink(missing_ok=True)
-    made = {p.name for p in tmp.iterdir()}
-    for name in OUTPUT_FILES:
-        if name not in made:
-            (out / name).unlink(missing_ok=True)  # a plot this run did not make must not linger
-    for name in sorted(made - {"report.json"}) + (["report.json"] if "report.json" in made else []):
-        os.replace(tmp / name, out / name)
-    shutil.rmtree(tmp, ignore_errors=True)
+    folder = _folder(out)
+    folder.check()
+    folder.refuse_existing(overwrite, foreign_ok=False)
+    return folder.path
 
 
 # --------------------------------------------------------------------------- data
@@ -252,44 +226,6 @@ def _names(paths: list[str]) -> list[str]:
     """Short, distinct report names for the real folders (their folder names)."""
     base = [Path(p).resolve().name or "real" for p in paths]
     return [b if base.count(b) == 1 else f"{b}-{i + 1}" for i, b in enumerate(base)]
-
-
-def share(ds: Dataset, idx: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """A stratified `fraction` of `idx`, nested in the fraction for one seed (as `synth classify`
-    draws DIR:FRACTION: the 5 % frames are inside the 10 %)."""
-    from synth.generator.splits import stratified_split
-
-    if fraction >= 1.0:
-        return idx
-    if fraction <= 0.0 or not len(idx):
-        return idx[:0]
-    part, _ = stratified_split([ds.records[i].label for i in idx], [fraction, 1.0 - fraction], seed)
-    return idx[part]
-
-
-def capped(ds: Dataset, idx: np.ndarray, most: int | None, seed: int) -> np.ndarray:
-    return idx if most is None or len(idx) <= most else share(ds, idx, most / len(idx), seed)
-
-
-def realism_sample(ds: Dataset, most: int | None, seed: int) -> np.ndarray:
-    """The frames measured for realism: all, or a seeded random `most` of them (in frame order)."""
-    n = len(ds)
-    if most is None or n <= most:
-        return np.arange(n)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, REALISM_SAMPLE_STREAM]))
-    return np.sort(rng.permutation(n)[:most])
-
-
-def read_frames(ds: Dataset, idx: np.ndarray, threads: int) -> list[tuple[np.ndarray, np.ndarray | None]]:
-    """(RGB image, instance mask or None) of the frames `idx`, at their stored size."""
-    with_masks = ds.has_masks()
-
-    def one(i):
-        rec = ds.records[i]
-        return ds.image(rec), (ds.mask(rec) if with_masks else None)
-
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        return list(pool.map(one, idx))
 
 
 PATCH_CLASSES = ["normal", "lesion"]
@@ -575,7 +511,7 @@ class Evaluation:
         import torch
 
         from synth.classifier.data import Selection, SourceSpec, load_arrays
-        from synth.classifier.models import build_segmenter
+        from synth.nets.models import build_segmenter
         from synth.classifier.segment import evaluate_segmenter, fit_segmenter
         from synth.classifier.train import ClassifyConfig
 
@@ -609,7 +545,7 @@ class Evaluation:
     def _patches(self, f: Folder, pool: np.ndarray, test: np.ndarray) -> None:
         import torch
 
-        from synth.classifier.models import build_model, split_head
+        from synth.nets.models import build_model, split_head
         from synth.classifier.train import ClassifyConfig, default_lr, evaluate, fit, to_input
         from synth.measure import MetricError
         from synth.measure.frechet import frechet_distance
@@ -730,13 +666,8 @@ def run_evaluate(cfg: EvaluateConfig, log: Callable[[str], None] = print,
     steps.end()
     ev.payload["seconds"] = round(time.time() - t0, 1)
     ev.payload["answer"] = evaluate_report.answer(ev.payload)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+    with _folder(out).staged() as tmp:  # report.json moved in last: with it, the report is complete
         evaluate_report.write(tmp, ev.payload, ev.folder_stats, ev.contact, ev.lines)
-        finish_out(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     for line in ev.payload["answer"]:
         log(line)
     log(f"report written to {out} ({ev.payload['seconds']:.0f} s)")

@@ -1,7 +1,7 @@
 """The report folder of `synth evaluate`: the answer in words, Markdown tables, plots, a contact sheet.
 
 No bpy, no torch (matplotlib with the Agg backend, OpenCV). Written into a temporary folder that
-`evaluate.finish_out` moves into place, report.json last:
+`RunFolder.staged` (generator/run_folder.py) moves into place, report.json last:
 
     report.json        config, budget, inputs, realism (summaries, gaps, C2ST, judge), transfer,
                        low data, skipped parts, the answer

@@ -25,18 +25,15 @@ from dataclasses import replace
 
 import numpy as np
 
-from synth.classifier.data import ClassifyError, SourceSpec, classical_augment, select_sources
+from synth.classifier.data import ClassifyError, SourceSpec, classical_augment, load_arrays, select_sources
 from synth.classifier.train import ClassifyConfig, evaluate, fit, load_data
+from synth.nets.models import build_model
 
 
 def run_protocol(cfg: ClassifyConfig, train_specs, test_specs, pre_specs, log):
     """Run cfg.protocol; returns (JSON payload, extras for the report writer)."""
     if cfg.protocol == "curve":
         return _curve(cfg, train_specs, test_specs, pre_specs, log)
-    if cfg.protocol == "augment":
-        from synth.classifier.augment_protocol import run_augment
-
-        return run_augment(cfg, train_specs, test_specs, log)
     data = load_data(cfg, train_specs, test_specs, log)
     payload = report_payload(cfg, data)
     extras: dict = {}
@@ -94,8 +91,6 @@ def new_model(cfg, class_names, log):
     """The run's model with the report's seeded initial weights (also used by augment_protocol.py)."""
     import torch
 
-    from synth.classifier.models import build_model
-
     # Same initial weights for every run of a report. This seeds torch's global generator inside
     # run_classify's fork_rng: the seeded state must last through fit (smallcnn's dropout draws
     # from it), so it is not forked here, and nothing outside run_classify sees it.
@@ -105,8 +100,6 @@ def new_model(cfg, class_names, log):
 
 
 def _load_pretrain(cfg, pre_specs, test_specs, class_names, log):
-    from synth.classifier.data import load_arrays
-
     if not pre_specs:
         raise ClassifyError("--protocol finetune needs --pretrain NAME=DIR")
     names, sel, _ = select_sources(pre_specs, test_specs, seed=cfg.seed, holdout=cfg.holdout)

@@ -2,7 +2,8 @@
 
 Written to a temporary folder next to the target and moved into place only when complete, so
 an interrupted or failed run leaves no half report; an existing report is replaced only with
---overwrite (and then only after the new one is complete).
+--overwrite (and then only after the new one is complete), and a folder holding files synth
+classify did not write is refused (generator/run_folder.py says why).
 
     report.json       config, data (sources, fractions, every frame id used), model, runs with
                       per-epoch history and test metrics, the transfer curve
@@ -18,38 +19,39 @@ an interrupted or failed run leaves no half report; an existing report is replac
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from synth.classifier.data import ClassifyError
 from synth.generator.dataset import write_json
+from synth.generator.run_folder import RunFolder
 
 SUMMARY_KEYS = ("accuracy", "balanced_accuracy", "auc", "sensitivity", "specificity", "f1")
 SEG_KEYS = ("dice", "iou", "dice_lesion_images", "iou_lesion_images", "dice_pooled", "iou_pooled", "detection_auc")
 
 
+# What `synth classify` writes into --out: with --overwrite only these are replaced.
+OUTPUT_FILES = ("report.json", "report.md", "config.json", "predictions.csv", "model.pt", "curves.png", "roc.png",
+                "confusion.png", "transfer_curve.png", "augment.png", "examples.png")
+
+
+def _folder(out: str | Path) -> RunFolder:
+    return RunFolder(out, command="synth classify", names=OUTPUT_FILES, error=ClassifyError)
+
+
 def check_out(out: str, overwrite: bool) -> Path:
-    """The report path; a one-line error if it exists (without --overwrite) or cannot be made."""
-    path = Path(out)
-    if path.exists() and not overwrite:
-        raise ClassifyError(f"report folder {path} already exists; pass --overwrite to replace it or choose another --out")
-    if path.exists() and not path.is_dir():
-        raise ClassifyError(f"--out {path} is a file, not a folder")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ClassifyError(f"cannot create {path.parent}: {e.strerror}") from None
-    return path
+    """The report path; a one-line error if it holds anything (without --overwrite), files synth
+    classify did not write (even with it), or cannot be made."""
+    folder = _folder(out)
+    folder.check()
+    folder.refuse_existing(overwrite, foreign_ok=False)
+    return folder.path
 
 
 def write_report(out: Path, payload: dict, extras: dict, overwrite: bool, log=print) -> Path:
     out = check_out(str(out), overwrite)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+    with _folder(out).staged() as tmp:
         probs = _strip_probs(payload)
         write_json(tmp / "report.json", payload)
         write_json(tmp / "config.json", payload.get("config", {}))
@@ -63,16 +65,6 @@ def write_report(out: Path, payload: dict, extras: dict, overwrite: bool, log=pr
         from synth.classifier import plots
 
         plots.make_all(tmp, payload, extras)
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log(f"report written to {out}")
     return out
 

@@ -15,14 +15,15 @@ import numpy as np
 
 from synth.classifier.data import Arrays, ClassifyError, fov_mask, strong_augment
 from synth.classifier.metrics import classification_metrics, segmentation_metrics
+from synth.classifier.protocols import report_payload
+from synth.classifier.train import RealStyler, batches_for_epoch, load_data
+from synth.nets.inputs import normalise, to_unit
+from synth.nets.models import build_segmenter
 
 
 def run_segment(cfg, train_specs, test_specs, log):
     import torch
 
-    from synth.classifier.models import build_segmenter
-    from synth.classifier.protocols import report_payload
-    from synth.classifier.train import load_data
 
     if cfg.protocol != "single":
         raise ClassifyError("segmentation (--model unet) supports --protocol single; mix sources with fractions")
@@ -49,20 +50,6 @@ def run_segment(cfg, train_specs, test_specs, log):
     return payload, extras
 
 
-def _input(images_u8):
-    import torch
-
-    return _normalise(torch.from_numpy(images_u8).float().div_(255.0))
-
-
-def _normalise(x):
-    import torch
-
-    from synth.classifier.train import MEAN, STD
-
-    return (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
-
-
 def _joint_flip_rot(x, y, gen):
     """Random flips and 90-degree turns applied to image and mask alike (the FOV is symmetric)."""
     import torch
@@ -81,7 +68,6 @@ def fit_segmenter(model, train: Arrays, test: dict[str, Arrays], cfg, log, style
     import torch
     import torch.nn.functional as F
 
-    from synth.classifier.train import RealStyler, batches_for_epoch
 
     if len(train) == 0:
         raise ClassifyError("no training frames; raise the fraction or add data")
@@ -102,11 +88,11 @@ def fit_segmenter(model, train: Arrays, test: dict[str, Arrays], cfg, log, style
             images = styler(rows) if styler is not None else train.images[rows]
             y = torch.from_numpy(train.masks[rows]).float()[:, None]
             if cfg.online_aug and cfg.online_aug_policy == "strong":
-                x, y = strong_augment(torch.from_numpy(images).float().div_(255.0), y, generator=gen,
+                x, y = strong_augment(to_unit(images), y, generator=gen,
                                       fov_keep=keep, fov_radius=cfg.fov_radius)
-                x = _normalise(x)
+                x = normalise(x)
             else:
-                x = _input(images)
+                x = normalise(to_unit(images))
                 if cfg.online_aug:
                     x, y = _joint_flip_rot(x, y, gen)
             logits = model(x)
@@ -141,12 +127,11 @@ def predict_masks(model, arr: Arrays, batch_size: int = 64) -> np.ndarray:
     out = []
     with torch.no_grad():
         for i in range(0, len(arr), batch_size):
-            out.append(torch.sigmoid(model(_input(arr.images[i:i + batch_size])))[:, 0].numpy())
+            out.append(torch.sigmoid(model(normalise(to_unit(arr.images[i:i + batch_size]))))[:, 0].numpy())
     return np.concatenate(out) if out else np.zeros((0,) + arr.images.shape[2:])
 
 
 def evaluate_segmenter(model, arr: Arrays, cfg, class_names) -> dict:
-    from synth.classifier.data import fov_mask
 
     prob = predict_masks(model, arr)
     if cfg.fov == "circle":

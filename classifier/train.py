@@ -1,4 +1,4 @@
-"""`synth classify`: one config, one entry point (`run_classify`), and the training loop.
+"""`synth classify`: its config and the training loop (the entry point, `run_classify`, is classify.py).
 
 The loop is deliberately plain: all images are in memory as uint8, each epoch draws a seeded
 permutation (or a seeded weighted sample when sources carry @WEIGHT), and the same seed gives
@@ -10,8 +10,7 @@ reported; per-epoch test numbers are only plotted to show how training went.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,14 +18,11 @@ from synth.classifier.data import (AUG_POLICIES, Arrays, ClassifyError, SourceSp
                                    load_arrays, load_style_pool, online_augment, real_style_augment,
                                    select_sources, strong_augment, style_selections, synthetic_rows)
 from synth.classifier.metrics import classification_metrics
-from synth.rng import fork_rng
+from synth.nets.inputs import normalise, to_unit
 
 PROTOCOLS = ("single", "finetune", "curve", "augment")
 DEFAULT_CURVE = (0.0, 0.01, 0.05, 0.1, 0.25, 1.0)
 DEFAULT_AUGMENT_FRACTIONS = (0.2, 0.5)  # --protocol augment: the classical rows
-# ImageNet statistics: right for pretrained ResNets and harmless for models trained from scratch.
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -81,7 +77,7 @@ class ClassifyConfig:
             self.online_aug = True
 
     def validate(self) -> None:
-        from synth.classifier.models import MODELS
+        from synth.nets.models import MODELS
 
         if self.model not in MODELS:
             raise ClassifyError(f"unknown --model {self.model!r}; choose one of {', '.join(MODELS)}")
@@ -142,40 +138,6 @@ def parse_sources(texts, default_name: str) -> list[SourceSpec]:
     return [SourceSpec.parse(t, default_name=default_name) for t in texts]
 
 
-# --------------------------------------------------------------------------- entry point
-
-
-def run_classify(cfg: ClassifyConfig, log: Callable[[str], None] = print) -> "Path":
-    """Train and evaluate as `cfg` says and write the report folder `cfg.out`. Returns its path."""
-    import torch
-
-    from synth.classifier import report
-
-    cfg.validate()
-    out = report.check_out(cfg.out, cfg.overwrite)  # fail before any training, not after
-    torch.set_num_threads(cfg.threads)
-    if cfg.lr is None:
-        cfg.lr = default_lr(cfg.model)
-    train_specs = parse_sources(cfg.train, "train")
-    test_specs = parse_sources(cfg.test, "test")
-    pre_specs = parse_sources(cfg.pretrain, "pretrain")
-    t0 = time.time()
-
-    if cfg.task == "segment":
-        from synth.classifier.segment import run_segment
-
-        with fork_rng(cfg.seed):  # model weights (and smallcnn's dropout) draw from torch's global generator
-            payload, plots = run_segment(cfg, train_specs, test_specs, log)
-    else:
-        from synth.classifier.protocols import run_protocol
-
-        with fork_rng(cfg.seed):  # model weights (and smallcnn's dropout) draw from torch's global generator
-            payload, plots = run_protocol(cfg, train_specs, test_specs, pre_specs, log)
-    payload["seconds"] = round(time.time() - t0, 1)
-    payload["config"] = asdict(cfg)
-    return report.write_report(out, payload, plots, cfg.overwrite, log)
-
-
 # --------------------------------------------------------------------------- loading
 
 
@@ -216,17 +178,13 @@ def load_data(cfg: ClassifyConfig, train_specs, test_specs, log, *, with_masks=F
 
 def to_input(images_u8, cfg: ClassifyConfig, *, train: bool, generator=None, keep=None):
     """uint8 (N, 3, S, S) numpy -> normalised float tensor, with --online-aug when training."""
-    import torch
-
-    x = torch.from_numpy(images_u8).float().div_(255.0)
+    x = to_unit(images_u8)
     if train and cfg.online_aug:
         if cfg.online_aug_policy == "strong":
             x = strong_augment(x, fov_keep=keep, generator=generator, fov_radius=cfg.fov_radius)
         else:
             x = online_augment(x, fov_keep=keep, generator=generator)
-    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(STD).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return normalise(x)
 
 
 def batches_for_epoch(arrays: Arrays, batch_size: int, generator, weighted: bool, draws: int | None = None):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,8 +32,9 @@ from synth.diffusion.data import mask_to_model, resize_image, resize_mask, to_mo
 from synth.diffusion.model import DiffusionModel, resolve_model_path
 from synth.diffusion.refine import sdedit
 from synth.diffusion.sample import generators, pick_device, seed_for
-from synth.generator.dataset import Dataset, as_channels, write_json, write_png
+from synth.generator.dataset import FRAME_ID_RE, Dataset, as_channels, write_json, write_png
 from synth.generator.imaging import circle
+from synth.generator.run_folder import RunFolder
 from synth.rng import ANOMALY_STREAM
 
 
@@ -63,14 +63,13 @@ def fov_mask(size: int) -> np.ndarray:
     return circle(size, size, 0.5)
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise AnomalyError(f"{out} is not empty; pass --overwrite to replace it or choose another --out")
-        for name in ("heatmaps",):
-            shutil.rmtree(out / name, ignore_errors=True)
-        for name in ("overlays.png", "scores.csv", "report.json"):
-            (out / name).unlink(missing_ok=True)
+def _prepare_out(out: Path, overwrite: bool, log) -> None:
+    folder = RunFolder(out, command="synth diffusion anomaly", names=("overlays.png", "scores.csv", "report.json"),
+                       folders={"heatmaps": rf"{FRAME_ID_RE}\.png"}, error=AnomalyError)
+    folder.check()
+    folder.refuse_existing(overwrite)
+    if overwrite:
+        folder.clear(log)
     (out / "heatmaps").mkdir(parents=True, exist_ok=True)
 
 
@@ -116,7 +115,7 @@ def score(cfg: AnomalyConfig, *, overwrite: bool = False, log=print) -> dict:
     ds = Dataset.open(cfg.data)
     recs = ds.records[: cfg.limit]
     out = Path(cfg.out)
-    _prepare_out(out, overwrite)
+    _prepare_out(out, overwrite, log)
     res = model.cfg.resolution
     fov = fov_mask(res)
     rows, pix_scores, pix_truth, shown = [], [], [], []

@@ -35,6 +35,7 @@ from synth.diffusion.config import GENERATIVE_METHODS
 from synth.diffusion.model import DiffusionModel, ModelError, find_model, resolve_model_path
 from synth.diffusion.sample import DEFAULT_STEPS, SAMPLERS, generate, seed_for
 from synth.generator.dataset import Dataset, DatasetWriter, frame_id, load_records
+from synth.measure.judge import Judge
 from synth.rng import AUGMENT_MASK_STREAM, AUGMENT_SAMPLES_STREAM
 
 METHODS = ("ddpm",) + GENERATIVE_METHODS
@@ -227,8 +228,6 @@ def _write_all(writer: DatasetWriter, src: _Sampler, log) -> list[str]:
 
 
 def _load_judge(cfg: AugmentConfig, class_names: list[str]):
-    from synth.diffusion.judge import Judge
-
     judge = Judge(cfg.filter_judge)
     names = list(dict.fromkeys(cfg.classes or class_names))
     missing = [c for c in names if c not in judge.class_names]

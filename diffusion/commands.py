@@ -201,7 +201,7 @@ def metrics_cmd(
     """Realism of a dataset against real images: C2ST accuracy (0.5 = indistinguishable), optionally FID/KID."""
     import json
 
-    from synth.diffusion.metrics import compare_datasets
+    from synth.measure.quality import compare_datasets
 
     res = compare_datasets(str(real), str(generated), resolution=resolution, limit=limit, seed=seed, fid=fid,
                            inception_weights=str(inception_weights) if inception_weights else None,

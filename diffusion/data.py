@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from synth.generator.dataset import Dataset, DatasetError
-from synth.generator.imaging import resize_mask  # noqa: F401  (also this module's API)
+from synth.generator.imaging import resize_image as _resize_image, resize_mask  # noqa: F401  (resize_mask: also this module's API)
 
 CONDITIONS = ("label", "domain", "none")
 
@@ -51,15 +51,8 @@ def dataset_domain(ds: Dataset) -> str:
 
 
 def resize_image(img: np.ndarray, size: int) -> np.ndarray:
-    """Resize an (H, W, C) image to (size, size, C); C = 1 stays a trailing axis."""
-    import cv2
-
-    if img.shape[:2] == (size, size):
-        return img
-    # INTER_AREA when shrinking avoids aliasing; cubic when enlarging.
-    interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_CUBIC
-    out = cv2.resize(img, (size, size), interpolation=interp)
-    return out.reshape(size, size, *img.shape[2:])  # OpenCV drops a single channel's axis
+    """The primitives' `resize_image`, cubic when enlarging: what every diffusion model trained on."""
+    return _resize_image(img, size, enlarge="cubic")
 
 
 def open_datasets(paths: Sequence[str | Path]) -> list[Dataset]:

@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from synth.diffusion.data import resize_image, resize_mask
-from synth.diffusion.metrics import MetricError, compare, inception_extractor
 from synth.diffusion.model import DiffusionModel, ModelError
 from synth.diffusion.sample import SAMPLERS, generate, seed_for
 from synth.generator.dataset import Dataset, as_channels
+from synth.measure.judge import Judge
+from synth.measure.quality import MetricError, compare, inception_extractor
 from synth.rng import EVALUATE_SAMPLES_STREAM, EVALUATE_SELECT_STREAM
 
 
@@ -63,8 +64,6 @@ def evaluate(cfg: EvaluateConfig, log=print) -> list[dict]:
         inception_extractor(cfg.inception_weights)  # fail now, not after an hour of sampling
     judge = None
     if cfg.judge:
-        from synth.diffusion.judge import Judge
-
         judge = Judge(cfg.judge)
     real = Dataset.open(cfg.real)
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, EVALUATE_SELECT_STREAM]))

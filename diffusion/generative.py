@@ -202,7 +202,7 @@ def train(cfg: GenerativeTrainConfig, *, overwrite: bool = False, resume: bool =
     """Train a VAE or GAN as `cfg` says; returns the run folder (its final model is `out/model`)."""
     cfg.validate()
     out = Path(cfg.out)
-    resume_from = _check_run_folder(cfg, overwrite, resume)
+    resume_from = _check_run_folder(cfg, overwrite, resume, log)
     if data is None:
         data = load_images(cfg.data, resolution=cfg.resolution, condition="label", limit_per_dataset=cfg.limit)
     mcfg = GeneratorConfig(method=cfg.method, resolution=data.resolution, image_channels=data.channels,

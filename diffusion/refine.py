@@ -35,9 +35,11 @@ import torch
 from synth import UserError
 from synth.diffusion.data import dataset_domain, mask_to_model, resize_image, resize_mask, to_model_range, to_uint8
 from synth.diffusion.model import DiffusionModel, ModelError, resolve_model_path
+from synth.diffusion.refined import finish, write_refined
 from synth.diffusion.sample import (SAMPLERS, generators, guided_output, make_scheduler, partial_timesteps,
                                     pick_device, reverse, seed_for)
-from synth.generator.dataset import Dataset, DatasetError, DatasetWriter, read_gray
+from synth.diffusion.stable import refine_img2img
+from synth.generator.dataset import Dataset, DatasetError, DatasetWriter
 from synth.rng import REFINE_STREAM
 
 RESTYLE = ("reinhard", "histogram", "fda")  # synth.generator.restyle.METHODS: no model needed
@@ -209,8 +211,6 @@ def refine(cfg: RefineConfig, *, overwrite: bool = False, log=print) -> Path:
         return refine_restyle(cfg, overwrite=overwrite, log=log)
     rendered, _ = _domains(cfg)
     if cfg.method == "img2img":
-        from synth.diffusion.stable import refine_img2img
-
         return refine_img2img(cfg, rendered, overwrite=overwrite, log=log)
     model_path = resolve_model_path(cfg.model) if cfg.model else train_for_refine(cfg, rendered, log)
     model = DiffusionModel.load(model_path)
@@ -252,23 +252,6 @@ def refine(cfg: RefineConfig, *, overwrite: bool = False, log=print) -> Path:
                 "model": str(model_path)})
         log(f"{len(done) + start + len(chunk)}/{len(records)} frames refined")
     return finish(writer, rendered, records, config, cfg.seed, str(model_path))
-
-
-def write_refined(writer: DatasetWriter, rendered: Dataset, r, img: np.ndarray, mask, *, seed, extra):
-    """Write one refined frame carrying over the rendered frame's label, mask, depth and spec."""
-    res = img.shape[0]
-    depth = resize_mask(read_gray(rendered.root / r.depth), res) if r.depth else None
-    writer.write_frame(r.id, image=img, label=r.label, mask=mask, depth=depth, spec=rendered.spec(r), seed=seed,
-                       source=f"{rendered.root}:{r.id}", extra=extra)
-
-
-def finish(writer, rendered: Dataset, records, config: dict, seed: int, model: str | None, **more) -> Path:
-    manifest = {"command": "synth refine", "config": config, "seed": seed, "kind": "refined",
-                "source": str(rendered.root), "model": model, **more}
-    if "depth_scale" in rendered.manifest:
-        manifest["depth_scale"] = rendered.manifest["depth_scale"]
-    writer.finalize(manifest=manifest, expected_ids=[r.id for r in records])
-    return writer.root
 
 
 # --------------------------------------------------------------------------- no-training methods

@@ -30,8 +30,10 @@ import torch.nn.functional as F
 
 from synth import UserError
 from synth.diffusion.data import resize_image, resize_mask
+from synth.diffusion.refined import finish, write_refined
 from synth.diffusion.sample import pick_device, seed_for
 from synth.generator.dataset import Dataset, DatasetWriter
+from synth.generator.run_folder import RunFolder
 from synth.rng import (CLASS_IMAGES_STREAM, DREAMBOOTH_BATCH_STREAM, DREAMBOOTH_NOISE_STREAM, IMG2IMG_STREAM,
                        LORA_INIT_STREAM)
 
@@ -126,8 +128,6 @@ def load_img2img(path: str | Path, lora: str | None = None):
 
 def refine_img2img(cfg, rendered: Dataset, *, overwrite: bool = False, log=print) -> Path:
     """`synth refine --method img2img`: every rendered frame through SD img2img with the real prompt."""
-    from synth.diffusion.refine import finish, write_refined
-
     pipe = load_img2img(cfg.model, getattr(cfg, "lora", None))
     records = rendered.records[: cfg.limit]
     config = {"command": "refine", **asdict(cfg)}
@@ -196,6 +196,7 @@ def dreambooth(cfg: DreamBoothConfig, log=print) -> Path:
         raise StableError("--steps, --batch-size and --rank must be positive")
     if cfg.resolution % 8:
         raise StableError(f"--resolution must be a multiple of 8, got {cfg.resolution}")
+    RunFolder(cfg.out, error=StableError).check()  # a file as --out fails now, not after the training
     dev = pick_device()
     pipe = StableDiffusionPipeline.from_pretrained(check_pipeline_folder(cfg.pretrained), safety_checker=None,
                                                    requires_safety_checker=False).to(dev)

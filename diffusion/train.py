@@ -41,6 +41,7 @@ from synth.diffusion.config import TrainConfig, TrainError  # noqa: F401  (also 
 from synth.diffusion.data import ImageSet, load_images, mask_to_model, to_model_range
 from synth.diffusion.model import DiffusionModel
 from synth.diffusion.sample import seed_for
+from synth.generator.run_folder import RunFolder
 from synth.rng import EPOCH_ORDER_STREAM, TRAIN_NOISE_STREAM, TRAIN_SAMPLES_STREAM
 
 
@@ -107,32 +108,33 @@ def vlb_loss(scheduler, x0, xt, t, out, prediction: str):
 # --------------------------------------------------------------------------- run folder
 
 
-def _check_run_folder(cfg: TrainConfig, overwrite: bool, resume: bool) -> Path | None:
+# What a training run (diffusion, VAE or GAN) writes into --out: model/ whole (every finished run
+# replaces it whole anyway), and in checkpoints/ and samples/ only the step-numbered entries.
+RUN_NAMES = ("config.json", "loss.csv", "loss.png", "model")
+RUN_FOLDERS = {"checkpoints": r"step-\d{7}", "samples": r"step-\d{7}\.png"}
+
+
+def _check_run_folder(cfg: TrainConfig, overwrite: bool, resume: bool, log=print) -> Path | None:
     """Refuse to mix runs; returns the checkpoint to resume from (or None)."""
     out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise TrainError(f"--out {out} is a file, not a folder; choose another path")
-    cfg_path = out / "config.json"
-    new = json.loads(json.dumps(asdict(cfg)))
-    if cfg_path.exists() and not overwrite:
-        old = json.loads(cfg_path.read_text())
-        diff = sorted(k for k in set(old) | set(new) if k not in RESUMABLE_KEYS and old.get(k) != new.get(k))
+    folder = RunFolder(out, names=RUN_NAMES, folders=RUN_FOLDERS, error=TrainError)
+    folder.check()
+    if overwrite:
+        folder.clear(log)
+    else:
+        diff = folder.differing_keys(asdict(cfg), RESUMABLE_KEYS)
         if diff:
-            raise TrainError(f"{out} holds a different training run (differs in: {', '.join(diff)}); "
-                             "pass --overwrite to replace it or choose another --out")
-        latest = latest_checkpoint(out)
-        if latest is None and not (out / "model").exists():
-            return None
-        if not resume:
-            raise TrainError(f"{out} already holds this run; pass --resume to continue it or --overwrite to restart")
-        return latest
-    if overwrite and out.exists():
-        for name in ("checkpoints", "samples", "model"):
-            shutil.rmtree(out / name, ignore_errors=True)
-        for name in ("config.json", "loss.csv", "loss.png"):
-            (out / name).unlink(missing_ok=True)
-    elif out.exists() and any(out.iterdir()) and not cfg_path.exists():
-        raise TrainError(f"{out} is not empty and is not a training run; choose another --out")
+            raise folder.other_run(diff, "training run")
+        if diff is not None:
+            latest = latest_checkpoint(out)
+            if latest is None and not (out / "model").exists():
+                return None
+            if not resume:
+                raise TrainError(f"{out} already holds this run; pass --resume to continue it "
+                                 "or --overwrite to restart")
+            return latest
+        if not folder.is_empty():
+            raise folder.not_a_run("training run")
     if resume:
         raise TrainError(f"{out} holds no checkpoint to resume from; run without --resume")
     return None
@@ -193,7 +195,7 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, da
 
     cfg.validate()
     out = Path(cfg.out)
-    resume_from = _check_run_folder(cfg, overwrite, resume)
+    resume_from = _check_run_folder(cfg, overwrite, resume, log)
     if data is None:
         data = load_images(cfg.data, resolution=cfg.resolution, condition=cfg.condition,
                            limit_per_dataset=cfg.limit)

@@ -1,3 +1,5 @@
-"""Scene specs and their seeded sampling (pure numpy), building and rendering bpy scenes, running many frames.
+"""The pure layer: the dataset format, image primitives, scene files and the seeded spec sampler,
+post-processing, and running renders (numpy and OpenCV; no torch).
 
-Only `synth.generator.blender_scene` and `synth.generator.worker` import bpy."""
+Nothing here imports bpy; `generator.worker` imports the Blender package (`synth.blender_assets`)
+inside the function that renders, in a spawned process."""

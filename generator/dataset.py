@@ -38,6 +38,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from synth import UserError
+from synth.generator.run_folder import RunFolder
 
 FORMAT_VERSION = 1
 ID_WIDTH = 6
@@ -51,6 +52,9 @@ class DatasetError(UserError):
 def frame_id(index: int) -> str:
     """The canonical id of frame `index`: zero-padded so ids sort in frame order."""
     return f"{index:0{ID_WIDTH}d}"
+
+
+FRAME_ID_RE = rf"\d{{{ID_WIDTH},}}"  # every id `frame_id` gives, as a regular expression
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -218,6 +222,31 @@ def instances_from_mask(mask: np.ndarray) -> list[dict]:
     return out
 
 
+# --------------------------------------------------------------------------- a folder's state
+
+
+def run_config(root: Path) -> dict | None:
+    """The config of the run that owns the folder (config.json, written first), or None."""
+    path = Path(root) / "config.json"
+    return read_json(path) if path.exists() else None
+
+
+def done_ids(root: Path) -> set[str]:
+    """Ids of the frames that are complete (their record exists), finished folder or not."""
+    return {p.stem for p in (Path(root) / "records").glob("*.json")}
+
+
+def is_finished(root: Path) -> bool:
+    """True when `finalize` has run (its manifest is written last), so the folder can be read."""
+    return (Path(root) / "manifest.json").exists()
+
+
+def temp_files(root: Path) -> list[Path]:
+    """The temporary files writers put in the folder and its frame folders before moving them into place."""
+    root = Path(root)
+    return [*(q for sub in DatasetWriter.SUBDIRS for q in (root / sub).glob(".*.tmp")), *root.glob(".*.tmp")]
+
+
 # --------------------------------------------------------------------------- writer
 
 
@@ -226,9 +255,9 @@ class DatasetWriter:
 
     `config` is the owning run's configuration (a JSON-able dict). `channels` is 3 for RGB
     images or 1 for greyscale ones (written as single-channel PNGs). Opening a folder that holds
-    a different config raises DatasetError unless `overwrite`; with `overwrite` the old
-    frames are removed first. Opening a folder with the same config resumes it: frames whose
-    record exists are kept (see `done_ids`).
+    a different config raises DatasetError unless `overwrite`; with `overwrite` the files a writer
+    wrote there are removed first (any other file stays). Opening a folder with the same config
+    resumes it: frames whose record exists are kept (see `done_ids`).
     """
 
     def __init__(
@@ -249,50 +278,30 @@ class DatasetWriter:
         self.channels = channels
         self._prepare(overwrite, set(config_keys_that_may_change))
 
-    # The folders a writer owns. Anything else in `root` is left alone.
-    SUBDIRS = ("images", "masks", "depth", "specs", "records")
+    # What a writer owns: these files, and in each folder the files it names by frame id. Anything
+    # else in `root` is left alone, --overwrite included.
+    FRAME_FILES = {sub: rf"{FRAME_ID_RE}\.{ext}" for sub, ext in
+                   (("images", "png"), ("masks", "png"), ("depth", "png"), ("specs", "json"), ("records", "json"))}
+    SUBDIRS = tuple(FRAME_FILES)
     FILES = ("manifest.json", "index.jsonl", "coco.json", "config.json", "preview.png", "scene.toml")
 
     def _prepare(self, overwrite: bool, may_change: set[str]) -> None:
         root = self.root
-        if root.exists() and not root.is_dir():
-            raise DatasetError(f"--out {root} is a file, not a folder; choose another path")
-        cfg_path = root / "config.json"
-        if cfg_path.exists():
-            old = read_json(cfg_path)
-            if _comparable(old, may_change) != _comparable(_roundtrip(self.config), may_change):
-                if not overwrite:
-                    diff = sorted(
-                        k
-                        for k in set(old) | set(self.config)
-                        if k not in may_change and old.get(k) != _roundtrip(self.config).get(k)
-                    )
-                    raise DatasetError(
-                        f"{root} holds a different run (config differs in: {', '.join(diff)}); "
-                        "pass --overwrite to replace it or choose another --out"
-                    )
-                self._clear()
-        elif root.exists() and any(root.iterdir()) and not overwrite:
-            if not (root / "records").is_dir():
-                raise DatasetError(
-                    f"{root} is not empty and is not a synth dataset; choose another --out or pass --overwrite"
-                )
-        elif overwrite and root.exists():
-            self._clear()
+        out = RunFolder(root, names=self.FILES, folders=self.FRAME_FILES, error=DatasetError)
+        out.check()
+        diff = out.differing_keys(_roundtrip(self.config), may_change)
+        if diff and not overwrite:
+            raise out.other_run(diff)
+        if diff or (diff is None and overwrite):
+            out.clear()
+        elif diff is None and not out.is_empty() and not (root / "records").is_dir():
+            raise out.not_a_run("synth dataset")
         try:
             for sub in self.SUBDIRS:
                 (root / sub).mkdir(parents=True, exist_ok=True)
-            write_json(cfg_path, self.config)
+            write_json(root / "config.json", self.config)
         except OSError as e:
             raise DatasetError(f"cannot write to {root}: {e.strerror}; choose a writable --out") from None
-
-    def _clear(self) -> None:
-        import shutil
-
-        for sub in self.SUBDIRS:
-            shutil.rmtree(self.root / sub, ignore_errors=True)
-        for name in self.FILES:
-            (self.root / name).unlink(missing_ok=True)
 
     @classmethod
     def attach(cls, root: Path, class_names: Sequence[str]) -> "DatasetWriter":
@@ -303,7 +312,7 @@ class DatasetWriter:
         return self
 
     def done_ids(self) -> set[str]:
-        return {p.stem for p in (self.root / "records").glob("*.json")}
+        return done_ids(self.root)
 
     def write_frame(
         self,
@@ -359,10 +368,6 @@ class DatasetWriter:
 
 def _roundtrip(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=_json_default))
-
-
-def _comparable(cfg: dict, may_change: set[str]) -> dict:
-    return {k: v for k, v in cfg.items() if k not in may_change}
 
 
 def load_records(root: Path) -> list[FrameRecord]:
@@ -550,10 +555,13 @@ class Dataset:
 
     def depth(self, rec: FrameRecord) -> np.ndarray | None:
         """Depth in metres (float32) or None."""
-        if rec.depth is None:
-            return None
-        scale = float(self.manifest.get("depth_scale", 1.0))
-        return read_gray(self.root / rec.depth).astype(np.float32) * scale
+        raw = self.depth_raw(rec)
+        return None if raw is None else raw.astype(np.float32) * float(self.manifest.get("depth_scale", 1.0))
+
+    def depth_raw(self, rec: FrameRecord) -> np.ndarray | None:
+        """The stored 16-bit depth (units of `manifest.depth_scale` metres) or None: for copying a
+        frame's depth into another folder (refine) without a round trip through float."""
+        return None if rec.depth is None else read_gray(self.root / rec.depth)
 
     def spec(self, rec: FrameRecord) -> dict | None:
         return read_json(self.root / rec.spec) if rec.spec else None

@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from synth.generator.dataset import DatasetError, DatasetWriter, frame_id, is_gray, read_gray, read_image
+from synth.generator.imaging import resize_image, resize_mask
 from synth.generator.splits import stratified_split  # noqa: F401  (its old home; callers may import it here)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
@@ -56,13 +57,11 @@ def _images_in(folder: Path) -> list[Path]:
 
 
 def resize_square(img: np.ndarray, size: int | None, *, nearest: bool = False) -> np.ndarray:
-    """Resize to size x size (area for images, nearest for masks); None or the same size: unchanged."""
-    import cv2
-
-    if size is None or img.shape[:2] == (size, size):
+    """Resize to size x size with the primitives (area for images, also when enlarging: imported
+    folders and patch sets were made so; nearest for masks); None: unchanged."""
+    if size is None:
         return img
-    interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA
-    return cv2.resize(img, (size, size), interpolation=interp)
+    return resize_mask(img, size) if nearest else resize_image(img, size, enlarge="area")
 
 
 def _instances(binary: np.ndarray) -> np.ndarray:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from synth.generator.dataset import Dataset, DatasetError, DatasetWriter, frame_id
-from synth.generator.imaging import circle
+from synth.generator.imaging import circle, resize_image, resize_mask
 from synth.rng import PATCH_STREAM
 
 CLASS_NAMES = ["normal", "lesion"]
@@ -192,8 +192,8 @@ def write_patch_preview(root: Path, per_class: int = 16, columns: int = 8, tile:
             if rec is None:
                 tiles.append(np.zeros((tile, tile, 3), np.uint8))
                 continue
-            img = cv2.resize(ds.image(rec), (tile, tile), interpolation=cv2.INTER_AREA)
-            mask = cv2.resize((ds.mask(rec) > 0).astype(np.uint8), (tile, tile), interpolation=cv2.INTER_NEAREST)
+            img = resize_image(ds.image(rec), tile, enlarge="area").copy()  # drawn on below
+            mask = resize_mask((ds.mask(rec) > 0).astype(np.uint8), tile)
             contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
             cv2.drawContours(img, contours, -1, (0, 255, 0), 1)
             tiles.append(img)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from synth.generator.imaging import resize_image, resize_mask
 from synth.generator.post import fov_mask
 from synth.rng import STYLE_STREAM
 
@@ -57,7 +58,7 @@ def _square_mask(h: int, w: int, shape: str, radius: float) -> np.ndarray:
     """
     m = fov_mask(max(h, w), shape, radius)
     if (h, w) != m.shape:
-        m = cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        m = resize_mask(m.astype(np.uint8), (h, w)).astype(bool)
     return m
 
 
@@ -108,12 +109,9 @@ def _prepare(render, style, style_fov, rfov):
         raise ValueError(f"render has {render.shape[2]} channels, style frame {style.shape[2]}")
     h, w = render.shape[:2]
     if style.shape[:2] != (h, w):
-        interp = cv2.INTER_AREA if style.shape[0] > h else cv2.INTER_LINEAR
-        resized = cv2.resize(style, (w, h), interpolation=interp).reshape(h, w, style.shape[2])
+        style = resize_image(style, (h, w)).reshape(h, w, style.shape[2])
         if style_fov is not None:
-            style_fov = cv2.resize(np.asarray(style_fov, np.uint8), (w, h),
-                                   interpolation=cv2.INTER_NEAREST).astype(bool)
-        style = resized
+            style_fov = resize_mask(np.asarray(style_fov, np.uint8), (h, w)).astype(bool)
     sfov = real_fov(style) if style_fov is None else np.asarray(style_fov, bool)
     rfov = render_fov(render) if rfov is None else np.asarray(rfov, bool)
     if sfov.shape != (h, w) or rfov.shape != (h, w):

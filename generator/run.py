@@ -25,7 +25,8 @@ import typer
 
 from synth import UserError, __version__
 from synth.generator.config import FRAME_INDEPENDENT, ConfigError, RenderConfig, default_threads
-from synth.generator.dataset import DatasetError, DatasetWriter, finalize_folder, frame_id, read_json, write_text
+from synth.generator.dataset import (DatasetError, DatasetWriter, done_ids, finalize_folder, frame_id, run_config,
+                                     temp_files, write_text)
 from synth.generator.worker import CLASS_NAMES, DEPTH_SCALE_M, render_chunk
 
 
@@ -62,7 +63,7 @@ def _clean_stale_temp(root: Path) -> None:
     live for milliseconds, so anything older than `STALE_TEMP_SECONDS` belongs to a dead process.
     """
     cutoff = time.time() - STALE_TEMP_SECONDS
-    for p in [*(q for sub in DatasetWriter.SUBDIRS for q in (root / sub).glob(".*.tmp")), *root.glob(".*.tmp")]:
+    for p in temp_files(root):
         try:
             if p.stat().st_mtime < cutoff:
                 p.unlink(missing_ok=True)
@@ -77,10 +78,9 @@ def _scene_check(root: Path, cfg: RenderConfig) -> tuple[str, ...]:
 
     from synth.generator.scene_config import scene_diff
 
-    old_path = root / "config.json"
-    if not old_path.exists():
+    old = run_config(root)
+    if old is None:
         return ()
-    old = read_json(old_path)
     new_scene = json.loads(json.dumps(cfg.scene))
     legacy = old.get("scene") is None
     if legacy:
@@ -119,9 +119,9 @@ def _open_writer(root: Path, cfg: RenderConfig, overwrite: bool, shard: tuple[in
     if shard[1] > 1:
         # Shards split range(n) among themselves: with different --n their blocks would overlap or leave gaps.
         may_change = tuple(k for k in FRAME_INDEPENDENT if k != "n")
-        old = root / "config.json"
-        if not overwrite and old.exists():
-            old_n = read_json(old).get("n")
+        old = run_config(root)
+        if not overwrite and old is not None:
+            old_n = old.get("n")
             if old_n != cfg.n:
                 raise ConfigError(f"{root} is a run of --n {old_n}; every --shard of a run needs the same --n "
                                   f"(got {cfg.n}): use --n {old_n} or another --out")
@@ -137,7 +137,7 @@ def _open_writer(root: Path, cfg: RenderConfig, overwrite: bool, shard: tuple[in
 
 
 def _count_done(root: Path, wanted: set[str]) -> int:
-    return sum(1 for p in (root / "records").glob("*.json") if p.stem in wanted)
+    return len(done_ids(root) & wanted)
 
 
 def run_render(cfg: RenderConfig, *, overwrite: bool = False, preview: bool = False, workers: int = 1,
@@ -379,9 +379,10 @@ def finalize_run(root: Path, cfg: RenderConfig, stats: RunStats | None = None) -
 def merge_shards(out: Path, preview: bool = False) -> dict:
     """Finalize a folder that several shards (machines, job-array tasks) rendered into."""
     root = Path(out)
-    if not (root / "config.json").exists():
+    old = run_config(root)
+    if old is None:
         raise DatasetError(f"{root} holds no synth render run (no config.json)")
-    cfg = RenderConfig(**read_json(root / "config.json"))
+    cfg = RenderConfig(**old)
     manifest = finalize_run(root, cfg)
     if preview:
         write_preview(root)

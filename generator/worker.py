@@ -1,7 +1,7 @@
 """A rendering process: render a chunk of frames and write them into the dataset folder.
 
 Runs in a spawned child process (never forked from a process that imported bpy). It imports bpy
-through `generator.blender_scene` only inside `render_chunk`, so importing this module is cheap and
+through `blender_assets.scene` only inside `render_chunk`, so importing this module is cheap and
 the same function serves local process pools and Ray tasks.
 """
 
@@ -63,7 +63,7 @@ def render_chunk(cfg_json: dict, indices: list[int], threads: int, progress=None
     is left. `progress`, if given, is a queue that receives one item per finished frame.
     """
     quiet_native_output()
-    from synth.generator.blender_scene import FrameRenderer
+    from synth.blender_assets.scene import FrameRenderer
 
     cfg = RenderConfig(**cfg_json)
     writer = DatasetWriter.attach(Path(cfg.out), CLASS_NAMES)
@@ -114,6 +114,6 @@ def check_gpu() -> str:
     so the user sees one clear line.
     """
     quiet_native_output()
-    from synth.generator.blender_scene import enable_gpu
+    from synth.blender_assets.scene import enable_gpu
 
     return enable_gpu()

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from synth.cli import app
-from synth.generator.calibrate import (GROUPS, CalibrateConfig, CalibrateError, apply_values,
+from synth.classifier.calibrate import (GROUPS, CalibrateConfig, CalibrateError, apply_values,
                                        choose_params, current_values, score)
 from synth.generator.dataset import DatasetWriter
 from synth.generator.scene_config import apply_sets, default_scene, load_scene

@@ -13,7 +13,8 @@ import pytest
 
 from synth.classifier.data import ClassifyError, SourceSpec, fov_mask, load_arrays, select_sources
 from synth.classifier.metrics import classification_metrics, segmentation_metrics
-from synth.classifier.train import ClassifyConfig, run_classify
+from synth.classifier.classify import run_classify
+from synth.classifier.train import ClassifyConfig
 from synth.generator.dataset import DatasetWriter, frame_id
 
 torch = pytest.importorskip("torch")
@@ -186,7 +187,7 @@ def test_other_models_train(tmp_path, model):
 
 
 def test_models_build_and_freeze(tmp_path):
-    from synth.classifier.models import build_model
+    from synth.nets.models import build_model
 
     msgs = []
     for name in ("smallcnn", "resnet18", "vit-micro"):
@@ -200,7 +201,7 @@ def test_models_build_and_freeze(tmp_path):
 
 
 def test_pretrained_missing_says_so_in_one_line_and_weights_file_loads(tmp_path, monkeypatch):
-    from synth.classifier.models import build_model
+    from synth.nets.models import build_model
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-cache"))
     torch.hub.set_dir(str(tmp_path / "empty-cache" / "hub"))

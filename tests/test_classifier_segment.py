@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from synth.classifier.data import ClassifyError
-from synth.classifier.train import ClassifyConfig, run_classify
+from synth.classifier.classify import run_classify
+from synth.classifier.train import ClassifyConfig
 from test_classifier import _cli, _one_line_error, make_dataset, quiet
 
 pytest.importorskip("segmentation_models_pytorch")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from synth.diffusion.metrics import MetricError, c2st, fid_kid, find_inception_weights, inception_extractor
+from synth.measure.quality import MetricError, c2st, fid_kid, find_inception_weights, inception_extractor
 from synth.diffusion.toy import toy_frame
 
 
@@ -67,9 +67,10 @@ def test_inception_weights_missing_is_one_clear_line(tmp_path, monkeypatch):
 def test_judge_scores_from_a_trained_classifier(tmp_path):
     """A real-data classifier as judge: FD 0 for a set against itself, larger for another domain;
     class agreement of correctly and wrongly labelled samples; bad reports are one clear line."""
-    from synth.classifier.train import ClassifyConfig, run_classify
-    from synth.diffusion.judge import Judge, judge_scores
-    from synth.diffusion.metrics import compare_datasets
+    from synth.classifier.classify import run_classify
+    from synth.classifier.train import ClassifyConfig
+    from synth.measure.judge import Judge, judge_scores
+    from synth.measure.quality import compare_datasets
     from synth.diffusion.toy import make_toy_dataset
 
     real = make_toy_dataset(tmp_path / "real", n=48, size=16, kind="real", seed=1)

@@ -194,7 +194,7 @@ def test_bad_input_is_one_line(runs, toy, judge, tmp_path):
 
 
 def _judge_probs(judge, imgs, labels):
-    from synth.diffusion.judge import Judge
+    from synth.measure.judge import Judge
 
     j = Judge(judge)
     _, p = j.features_and_probs(imgs)

@@ -151,7 +151,7 @@ def test_help_is_instant_and_light():
 _FLAT_COLOUR_SCRIPT = r"""
 import json, sys
 import bpy
-from synth.generator.blender_scene import FrameRenderer, read_exr
+from synth.blender_assets.scene import FrameRenderer, read_exr
 from synth.generator.config import RenderConfig
 from synth.generator.spec import frame_specs
 

@@ -1,4 +1,5 @@
-"""The models `synth classify` trains, by name, and where their pretrained weights come from.
+"""The models `synth classify` trains, by name, and where their pretrained weights come from (torch inside
+the functions, no bpy; the judge in `synth.measure` builds them too).
 
 - ``smallcnn``: the small CNN of the synthetic-colonoscopy proof of concept: three conv layers
   with 2x2 kernels, a 512-unit dense layer, one output per class.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synth.classifier.data import ClassifyError
+from synth.nets import NetworkError
 
 CLASSIFIERS = ("smallcnn", "resnet18", "vit-tiny", "vit-micro")
 SEGMENTERS = ("unet",)
@@ -82,7 +83,7 @@ def build_model(name: str, n_classes: int, size: int, *, pretrained: bool = Fals
             _load_file(model, weights, info)
         head = model.head
     else:
-        raise ClassifyError(f"unknown --model {name!r}; choose one of {', '.join(CLASSIFIERS)}")
+        raise NetworkError(f"unknown --model {name!r}; choose one of {', '.join(CLASSIFIERS)}")
     if name != "resnet18" and pretrained and not weights:
         log(f"no pretrained weights for {name} are available here; training from random init")
     if freeze_backbone:
@@ -110,13 +111,13 @@ def split_head(model, name: str):
         return nn.Sequential(*list(model.children())[:-1], nn.Flatten()), model.fc
     if name == "smallcnn":  # features, flatten, linear 512, relu, dropout, linear out
         return nn.Sequential(*list(model.children())[:-1]), model[-1]
-    raise ClassifyError(f"penultimate features are defined for resnet18 and smallcnn, not {name}")
+    raise NetworkError(f"penultimate features are defined for resnet18 and smallcnn, not {name}")
 
 
 def build_segmenter(name: str, *, weights: str | None = None, log=print):
     """A binary segmenter (one logit per pixel)."""
     if name != "unet":
-        raise ClassifyError(f"unknown segmentation model {name!r}; choose unet")
+        raise NetworkError(f"unknown segmentation model {name!r}; choose unet")
     import segmentation_models_pytorch as smp
 
     model = smp.Unet(encoder_name="resnet18", encoder_weights=None, in_channels=3, classes=1)
@@ -146,15 +147,15 @@ def _read_state(path: str) -> dict:
     import torch
 
     if not Path(path).is_file():
-        raise ClassifyError(f"--weights {path} does not exist")
+        raise NetworkError(f"--weights {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a file that is not a torch state dict
-        raise ClassifyError(f"--weights {path} is not a readable torch weights file ({type(e).__name__})") from None
+        raise NetworkError(f"--weights {path} is not a readable torch weights file ({type(e).__name__})") from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     if not isinstance(state, dict):
-        raise ClassifyError(f"--weights {path} holds no state dict")
+        raise NetworkError(f"--weights {path} holds no state dict")
     return state
 
 
@@ -167,6 +168,6 @@ def _load_state(model, state: dict, path: str, info: dict) -> None:
     # Keep only tensors whose shapes fit (a head for another number of classes is skipped).
     fit = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not fit:
-        raise ClassifyError(f"--weights {path} has no tensors that fit this model")
+        raise NetworkError(f"--weights {path} has no tensors that fit this model")
     model.load_state_dict(fit, strict=False)
     info["init"] = f"weights from {path} ({len(fit)}/{len(own)} tensors)"

@@ -29,7 +29,6 @@ before and after check renders, kept for `synth evaluate`).
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
@@ -40,9 +39,17 @@ from typing import Callable
 import numpy as np
 
 from synth import UserError
-from synth.rng import CALIBRATE_SAMPLER_STREAM
+from synth.classifier import evaluate_report as E
+from synth.generator.config import QUALITY_PRESETS, RenderConfig
+from synth.generator.dataset import Dataset, read_json, write_json, write_text
+from synth.generator.imaging import model_view, resize_mask
+from synth.generator.run import run_render
+from synth.generator.run_folder import RunFolder
+from synth.generator.sampling import read_frames, realism_sample
 from synth.generator.scene_config import (HEADER, RANGE, INT_RANGE, SceneConfig, dumps, resolve_scene,
                                           scene_diff, field_at)
+from synth.measure import realism as R
+from synth.rng import CALIBRATE_SAMPLER_STREAM
 
 
 class CalibrateError(UserError):
@@ -271,7 +278,6 @@ class CalibrateConfig:
         return out.parent / f"{out.stem}.calibration"
 
     def validate(self) -> "CalibrateConfig":
-        from synth.generator.config import QUALITY_PRESETS
 
         for name, v, lo in (("--trials", self.trials, 1), ("--frames", self.frames, 1),
                             ("--real-frames", self.real_frames, 2)):
@@ -319,11 +325,6 @@ class CalibrateConfig:
 def measure_folder(root: Path, size: int, most: int | None, seed: int, threads: int = 2):
     """Realism statistics of a dataset folder's frames (a seeded sample of `most`) at size x size,
     and its first frames for the contact sheet."""
-    from synth.classifier.data import model_view
-    from synth.classifier.evaluate import read_frames, realism_sample, resize_mask
-    from synth.generator.dataset import Dataset
-    from synth.measure import realism as R
-
     ds = Dataset.open(root)
     idx = realism_sample(ds, most, seed)
     frames = read_frames(ds, idx, threads)
@@ -335,9 +336,6 @@ def measure_folder(root: Path, size: int, most: int | None, seed: int, threads: 
 
 def render_scene(scene: SceneConfig, out: Path, cfg: CalibrateConfig, n: int, seed: int, lesion_prob: float) -> Path:
     """Render `n` frames of `scene` into `out` through the normal render path (resumes a same run)."""
-    from synth.generator.config import RenderConfig
-    from synth.generator.run import run_render
-
     rc = RenderConfig(n=n, out=str(out), lesion_prob=lesion_prob, seed=seed, resolution=cfg.resolution,
                       quality=cfg.quality, samples=cfg.samples, frames_per_scene=cfg.frames_per_scene,
                       scene=scene.to_dict())
@@ -370,38 +368,27 @@ WORK_DIRS = ("trials", "check")
 
 def _prepare_work(cfg: CalibrateConfig, ident: dict) -> Path:
     """The work folder: new, the same calibration (resumed), or refused / cleared with --overwrite."""
-    from synth.generator.dataset import read_json, write_json
-
     work = cfg.work
-    if work.exists() and not work.is_dir():
-        raise CalibrateError(f"{work} is a file; move it or choose another --out")
-    marker = work / "calibration.json"
-    if marker.exists():
-        old = read_json(marker)
-        if json.loads(json.dumps(old)) != json.loads(json.dumps(ident)):
-            diff = sorted(k for k in set(old) | set(ident) if old.get(k) != json.loads(json.dumps(ident)).get(k))
-            if "base_scene" in diff:
-                diff.remove("base_scene")
-                diff += ["scene: " + ", ".join(scene_diff(old.get("base_scene") or {}, ident["base_scene"])[:4])]
-            if not cfg.overwrite:
-                raise CalibrateError(f"{work} holds a different calibration (differs in: {'; '.join(diff)}); "
-                                     "pass --overwrite to start again or choose another --out")
-            _clear(work)
-    elif work.exists() and any(work.iterdir()):
-        foreign = [p.name for p in work.iterdir() if p.name not in WORK_FILES + WORK_DIRS]
-        if foreign or not cfg.overwrite:
+    folder = RunFolder(work, command="synth calibrate", names=WORK_FILES + WORK_DIRS, error=CalibrateError,
+                       config="calibration.json")
+    folder.check()
+    diff = folder.differing_keys(ident)
+    if diff:
+        if "base_scene" in diff:
+            old = read_json(work / "calibration.json")
+            diff.remove("base_scene")
+            diff += ["scene: " + ", ".join(scene_diff(old.get("base_scene") or {}, ident["base_scene"])[:4])]
+        if not cfg.overwrite:
+            raise CalibrateError(f"{work} holds a different calibration (differs in: {'; '.join(diff)}); "
+                                 "pass --overwrite to start again or choose another --out")
+        folder.clear()
+    elif diff is None and not folder.is_empty():
+        if folder.foreign() or not cfg.overwrite:
             raise CalibrateError(f"{work} is not empty and holds no calibration; choose another --out")
-        _clear(work)
+        folder.clear()
     work.mkdir(parents=True, exist_ok=True)
-    write_json(marker, ident)
+    write_json(work / "calibration.json", ident)
     return work
-
-
-def _clear(work: Path) -> None:
-    for name in WORK_FILES:
-        (work / name).unlink(missing_ok=True)
-    for name in WORK_DIRS:
-        shutil.rmtree(work / name, ignore_errors=True)
 
 
 def run_calibrate(cfg: CalibrateConfig, log: Callable[[str], None] = print,
@@ -409,8 +396,6 @@ def run_calibrate(cfg: CalibrateConfig, log: Callable[[str], None] = print,
     """Fit the chosen scene parameters to the real folder; returns the report payload."""
     import optuna
 
-    from synth.generator.dataset import Dataset, write_json, write_text
-    from synth.measure import realism as R
 
     cfg.validate()
     t0 = time.perf_counter()
@@ -599,8 +584,6 @@ def markdown(p: dict) -> str:
 
 
 def _write_report(work: Path, payload: dict, stats: dict, tiles: dict) -> None:
-    from synth.classifier import evaluate_report as E
-    from synth.generator.dataset import write_json, write_text
 
     E.contact_sheet(work / "contact_sheet.png", tiles)
     E.realism_plot(work / "realism.png", stats)

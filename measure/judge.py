@@ -1,6 +1,7 @@
 """Quality scores from a classifier trained on real images: a graded, offline stand-in for FID.
 
-No bpy. The C2ST realism score saturates at 1.0 for every model that is not yet close to the
+No bpy; torch inside the functions (the networks come from `synth.nets`, the report from
+`measure.classify_report`, so neither command package is imported). The C2ST realism score saturates at 1.0 for every model that is not yet close to the
 real images, and FID needs Inception weights that cannot be had offline. A classifier that
 `synth classify --save-model` trained on the real images of the same modality gives two
 scores that keep moving while a model improves:
@@ -20,12 +21,16 @@ the same field-of-view mask, ImageNet normalisation).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from synth.diffusion.metrics import MetricError
+from synth.generator.imaging import fov_mask, model_view
+from synth.measure import MetricError
+from synth.measure.fid import fid_kid
+from synth.measure.classify_report import read_classify_report
+from synth.nets.inputs import normalise, to_unit
+from synth.nets.models import build_model, split_head
 
 
 class Judge:
@@ -34,22 +39,16 @@ class Judge:
     def __init__(self, report: str | Path):
         import torch
 
-        from synth.classifier.models import build_model
-        from synth.classifier.train import ClassifyConfig
-
-        report = Path(report)
-        state_path, rep_path = report / "model.pt", report / "report.json"
-        if not rep_path.is_file():
-            raise MetricError(f"{report} is not a `synth classify` report folder (no report.json)")
+        rep = read_classify_report(report)
+        state_path = rep.model_path
         if not state_path.is_file():
             raise MetricError(f"{report} has no model.pt; train the judge with `synth classify ... --save-model`")
-        payload = json.loads(rep_path.read_text())
-        known = ClassifyConfig.__dataclass_fields__
-        self.cfg = ClassifyConfig(**{k: v for k, v in payload["config"].items() if k in known})
-        self.class_names: list[str] = list(payload["class_names"])
-        if self.cfg.model not in ("resnet18", "smallcnn"):
-            raise MetricError(f"the judge must be a resnet18 or smallcnn classifier, {report} holds {self.cfg.model}")
-        model, _ = build_model(self.cfg.model, len(self.class_names), self.cfg.size, log=lambda *_: None)
+        self.model_name = rep.model
+        self.size, self.fov, self.fov_radius = rep.input_view()
+        self.class_names: list[str] = rep.class_names
+        if self.model_name not in ("resnet18", "smallcnn"):
+            raise MetricError(f"the judge must be a resnet18 or smallcnn classifier, {report} holds {self.model_name}")
+        model, _ = build_model(self.model_name, len(self.class_names), self.size, log=lambda *_: None)
         try:
             model.load_state_dict(torch.load(state_path, map_location="cpu", weights_only=True))
         except Exception as e:  # a truncated file or weights of another model
@@ -59,19 +58,14 @@ class Judge:
 
     def _prepare(self, images_u8: np.ndarray):
         """uint8 (N, H, W, 3) -> the normalised (N, 3, S, S) tensor the classifier was trained on."""
-        from synth.classifier.train import to_input
-        from synth.generator.imaging import fov_mask, model_view
-
-        s = self.cfg.size
-        keep = fov_mask(s, self.cfg.fov_radius) if self.cfg.fov == "circle" else None
+        s = self.size
+        keep = fov_mask(s, self.fov_radius) if self.fov == "circle" else None
         out = np.stack([model_view(img, s, keep).transpose(2, 0, 1) for img in images_u8])
-        return to_input(out, self.cfg, train=False)
+        return normalise(to_unit(out))
 
     def _split(self):
         """(body, head): the network up to its penultimate features, and the last linear layer."""
-        from synth.classifier.models import split_head
-
-        return split_head(self.model, self.cfg.model)
+        return split_head(self.model, self.model_name)
 
     def feature_module(self):
         """An nn.Module: uint8 (B, 3, H, W) -> (B, F) penultimate features, for torchmetrics' FID/KID."""
@@ -108,8 +102,6 @@ class Judge:
 def judge_scores(judge: Judge, real: np.ndarray, fake: np.ndarray, *, real_labels: list[str] | None = None,
                  fake_labels: list[str] | None = None) -> dict:
     """FD on the judge's features; class agreement when the labels of both sets are given."""
-    from synth.diffusion.metrics import fid_kid
-
     d = fid_kid(real, fake, judge.feature_module())
     out = {"fd_judge": d["fid"], "kid_judge": d["kid_mean"]}
     if fake_labels is not None:
