@@ -137,6 +137,7 @@ def test_cli_refuses_a_different_run_and_keeps_it(tmp_path):
 
 
 def test_help_is_instant_and_light():
+    """The one run-time check that `synth --help` stays light (test_architecture follows the imports statically)."""
     code = "import sys, synth.cli; assert not {'bpy', 'torch', 'ray', 'diffusers'} & set(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)
     out = subprocess.run([sys.executable, "-m", "synth.cli", "--help"], capture_output=True, text=True)
