@@ -237,7 +237,7 @@ def data_import(
     from synth.generator.dataset import Dataset
 
     ds = Dataset.open(path)
-    counts = ds.manifest["counts"]["per_class"]
+    counts = ds.class_counts()
     typer.echo(f"imported {len(ds)} images into {path} ({', '.join(f'{k}: {v}' for k, v in counts.items())})")
 
 

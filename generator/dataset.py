@@ -568,3 +568,8 @@ class Dataset:
 
     def has_masks(self) -> bool:
         return any(r.mask for r in self.records)
+
+    def class_counts(self) -> dict[str, int]:
+        """Frames per class, in the dataset's class order (classes without frames included)."""
+        labels = [r.label for r in self.records]
+        return {c: labels.count(c) for c in self.class_names}
