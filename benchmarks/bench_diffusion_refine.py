@@ -56,7 +56,6 @@ def main() -> None:
     from synth.measure.quality import c2st, dataset_images
     from synth.diffusion.refine import RefineConfig, refine
     from synth.diffusion.sample import save_grid
-    from synth.generator.dataset import Dataset
     from synth.generator.importers import ImportConfig, import_dataset
 
     out, res = args.out, args.resolution

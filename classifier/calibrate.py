@@ -46,7 +46,7 @@ from synth.generator.imaging import model_view, resize_mask
 from synth.generator.run import run_render
 from synth.generator.run_folder import RunFolder
 from synth.generator.sampling import read_frames, realism_sample
-from synth.generator.scene_config import (HEADER, RANGE, INT_RANGE, SceneConfig, dumps, resolve_scene,
+from synth.generator.scene_config import (HEADER, INT_RANGE, SceneConfig, dumps, resolve_scene,
                                           scene_diff, field_at)
 from synth.measure import realism as R
 from synth.rng import CALIBRATE_SAMPLER_STREAM

@@ -508,7 +508,6 @@ class Evaluation:
         self.payload["low_data"][f.name][task] = {"metric": word, "points": points}
 
     def _segmentation(self, f: Folder, pool: np.ndarray, test: np.ndarray) -> None:
-        import torch
 
         from synth.classifier.data import Selection, SourceSpec, load_arrays
         from synth.nets.models import build_segmenter

@@ -23,9 +23,8 @@ from __future__ import annotations
 import copy
 from dataclasses import replace
 
-import numpy as np
 
-from synth.classifier.data import ClassifyError, SourceSpec, classical_augment, load_arrays, select_sources
+from synth.classifier.data import ClassifyError, classical_augment, load_arrays, select_sources
 from synth.classifier.train import ClassifyConfig, evaluate, fit, load_data
 from synth.nets.models import build_model
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from synth.classifier.data import ClassifyError
 from synth.generator.dataset import write_json

@@ -19,7 +19,6 @@ Outputs, in `--out`::
 from __future__ import annotations
 
 import csv
-import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path

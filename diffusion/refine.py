@@ -34,7 +34,7 @@ import torch
 
 from synth import UserError
 from synth.diffusion.data import dataset_domain, mask_to_model, resize_image, resize_mask, to_model_range, to_uint8
-from synth.diffusion.model import DiffusionModel, ModelError, resolve_model_path
+from synth.diffusion.model import DiffusionModel, resolve_model_path
 from synth.diffusion.refined import finish, write_refined
 from synth.diffusion.sample import (SAMPLERS, generators, guided_output, make_scheduler, partial_timesteps,
                                     pick_device, reverse, seed_for)

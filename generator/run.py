@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import sys
 import time
@@ -74,8 +73,6 @@ def _clean_stale_temp(root: Path) -> None:
 def _scene_check(root: Path, cfg: RenderConfig) -> tuple[str, ...]:
     """Refuse, in one line naming the keys, a folder rendered from a different scene; returns config
     keys that may differ after all (a folder from before scene files whose scene was the default)."""
-    import json
-
     from synth.generator.scene_config import scene_diff
 
     old = run_config(root)

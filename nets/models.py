@@ -49,7 +49,6 @@ def build_small_cnn(n_classes: int, size: int):
 def build_model(name: str, n_classes: int, size: int, *, pretrained: bool = False, weights: str | None = None,
                 freeze_backbone: bool = False, log=print):
     """Build model `name`. Returns (model, info dict for the report)."""
-    import torch
     from torch import nn
 
     info = {"model": name, "init": "random"}

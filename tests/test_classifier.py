@@ -330,7 +330,7 @@ def _tinted(root: Path, n: int, rgb, *, kind: str, seed: int = 0, size: int = 16
 
 
 def test_real_style_restyles_synthetic_rows_only():
-    from synth.classifier.data import Arrays, StylePool, real_style_augment
+    from synth.classifier.data import StylePool, real_style_augment
     from synth.generator.restyle import real_fov, style_rng
 
     rng = np.random.default_rng(0)
