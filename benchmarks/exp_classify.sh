@@ -26,7 +26,8 @@ import() {
 }
 
 # ---- The 600-frame A/B table ("The look of the renders"): one render, the U-Net on all 998
-# Kvasir-SEG frames, the fair patch test (ResNet-18) on all Kvasir patches, realism on 300 frames.
+# Kvasir-SEG frames (three training seeds: one moves a row by several points), the fair patch
+# test (ResNet-18) on all Kvasir patches, realism on 300 frames.
 render600() {
   # shellcheck disable=SC2086  # $SET is a list of options
   $S render --n 600 --resolution 128 --seed 0 --workers 2 --out runs/ab/$NAME-600 $SET
@@ -34,7 +35,7 @@ render600() {
 ab600() {
   local r=runs/ab/$NAME-600
   $S classify --model unet --train rendered=$r --test real=runs/real/kvasir --size 128 --fov circle --online-aug \
-    --epochs 8 --batch-size 16 --eval-at-end --seed 0 --threads 2 --out $r-seg
+    --epochs 8 --batch-size 16 --eval-at-end --seed 0 --seeds 3 --threads 2 --out $r-seg
   $S data patches $r --out $r-patches --seed 0
   $S classify --model resnet18 --epochs 10 --train rendered=$r-patches --test real=runs/real/kvasir-patches --size 64 \
     --fov none --online-aug --seed 0 --eval-at-end --batch-size 32 --threads 1 --out $r-fair

@@ -33,6 +33,7 @@ from dataclasses import replace
 import numpy as np
 
 from synth.classifier.data import Arrays, ClassifyError, classical_augment, classical_copies
+from synth.classifier.metrics import stats
 from synth.classifier.protocols import new_model, report_payload
 from synth.classifier.train import ClassifyConfig, evaluate, fit, load_data
 from synth.measure.judge import Judge, judge_scores
@@ -166,16 +167,6 @@ def per_class_recall(m: dict) -> dict:
     """Recall of every class from a run's confusion matrix (None for a class absent from the test set)."""
     cm = np.asarray(m["confusion_matrix"])
     return {c: (float(cm[k, k] / cm[k].sum()) if cm[k].sum() else None) for k, c in enumerate(m["class_names"])}
-
-
-def stats(values: list) -> dict:
-    """Mean, sample standard deviation (n - 1; None for one value), min and max of the values
-    that are defined, and the values themselves in seed order."""
-    v = np.array([x for x in values if x is not None], np.float64)
-    if not len(v):
-        return {"mean": None, "std": None, "min": None, "max": None, "n": 0, "values": list(values)}
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else None,
-            "min": float(v.min()), "max": float(v.max()), "n": int(len(v)), "values": list(values)}
 
 
 def summarise(rows: list[dict], runs: list[dict], class_names) -> None:

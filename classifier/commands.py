@@ -77,8 +77,9 @@ def register(app: typer.Typer) -> None:
         classical_fractions: Optional[str] = typer.Option(None, "--augment-fractions", help="--protocol augment: "
                                                         "comma-separated classical fractions, one row each, in "
                                                         "(0, 10] (default 0.2,0.5; none for no classical row)."),
-        seeds: int = typer.Option(3, "--seeds", help="--protocol augment: trainings per row, with training seeds "
-                                                     "--seed, --seed+1, ..."),
+        seeds: Optional[int] = typer.Option(None, "--seeds", help="Trainings with training seeds --seed, --seed+1, "
+                                            "...: per row of --protocol augment (default 3), or of a segmentation "
+                                            "report (--model unet; default 1), with their mean and spread."),
         equal_steps: bool = typer.Option(True, "--equal-steps/--epochs-per-row", help="--protocol augment: "
                                          "train every row for the same optimiser steps (its largest row's), or "
                                          "each row for --epochs of its own size (a larger row trains longer)."),
@@ -102,8 +103,8 @@ def register(app: typer.Typer) -> None:
                 fractions = [float(t) for t in curve.split(",") if t.strip()]
             except ValueError:
                 raise UserError(f"--curve {curve!r}: give comma-separated fractions like 0,0.1,1") from None
-        # (--seeds at its default is not "given": the option always has a value.)
-        given = [n for n, v in (("--augment-fractions", classical_fractions), ("--seeds", None if seeds == 3 else seeds),
+        # (--seeds is checked by ClassifyConfig: segmentation takes it too.)
+        given = [n for n, v in (("--augment-fractions", classical_fractions),
                                 ("--epochs-per-row", None if equal_steps else True), ("--judge", judge)) if v is not None]
         if given and protocol != "augment":
             raise UserError(f"{given[0]} is an option of --protocol augment, not of --protocol {protocol}")

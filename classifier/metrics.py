@@ -112,3 +112,13 @@ def segmentation_metrics(pred: np.ndarray, truth: np.ndarray, eps: float = 1e-7)
         "dice_pooled": float(2 * inter.sum() / max(p.sum() + t.sum(), eps)),
         "iou_pooled": float(inter.sum() / max(union.sum(), eps)),
     }
+
+
+def stats(values: list) -> dict:
+    """Mean, sample standard deviation (n - 1; None for one value), min and max of the values
+    that are defined, and the values themselves in seed order."""
+    v = np.array([x for x in values if x is not None], np.float64)
+    if not len(v):
+        return {"mean": None, "std": None, "min": None, "max": None, "n": 0, "values": list(values)}
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else None,
+            "min": float(v.min()), "max": float(v.max()), "n": int(len(v)), "values": list(values)}

@@ -20,7 +20,9 @@ def make_all(folder: Path, payload: dict, extras: dict) -> list[str]:
     made = []
     runs = [r for r in payload.get("runs", []) if r.get("history")]
     if runs and payload.get("protocol") not in ("curve", "augment"):  # many runs: one history each is no plot
-        made.append(history_plot(folder / "curves.png", runs, payload.get("task")))
+        # Several training seeds are runs side by side, not stages in a row: the first seed's curves.
+        made.append(history_plot(folder / "curves.png", runs[:1] if payload.get("seeds") else runs,
+                                 payload.get("task")))
     last = (payload.get("runs") or [None])[-1]
     if last and payload.get("task") == "classify":
         if any("roc" in m for m in last["test"].values()):

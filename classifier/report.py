@@ -122,6 +122,15 @@ def markdown(payload: dict) -> str:
             lines.append(f"| {run['name']} | {run['train_frames']} | {name} | {m.get('n')} | "
                          + " | ".join(_fmt(m.get(k)) for k in keys) + " |")
     lines.append("")
+    if payload.get("seed_summary"):
+        lines.append(f"Mean ± standard deviation (n - 1) over the training seeds {payload['seeds']} "
+                     "(the same frames; initial weights, batches and augmentation differ):")
+        lines.append("")
+        lines.append("| test set | " + " | ".join(keys) + " |")
+        lines.append("|---|" + "---|" * len(keys))
+        for name, st in payload["seed_summary"].items():
+            lines.append(f"| {name} | " + " | ".join(_pm(st.get(k)) for k in keys) + " |")
+        lines.append("")
     for run in payload.get("runs", [])[-1:]:
         for name, m in run["test"].items():
             if "confusion_matrix" in m:

@@ -5,17 +5,24 @@ lesion mask (any instance > 0) and the metrics are Dice and IoU on each test set
 cut by the same field of view as the image, so the model is never asked for lesion pixels it
 cannot see. Each test set with both classes also gets a detection AUC, scoring an image by its
 highest lesion probability: a segmenter is also a classifier.
+
+`--seeds K` trains K segmenters on the same frames with training seeds seed, seed+1, ...
+(initial weights, batches, augmentation): one run each in the report, and the mean and spread
+of every metric over them, because a row trained once moves by several Dice points from its
+training seed alone. Examples and `--save-model` come from the first.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from synth.classifier.data import Arrays, ClassifyError, fov_mask, strong_augment
-from synth.classifier.metrics import classification_metrics, segmentation_metrics
+from synth.classifier.metrics import classification_metrics, segmentation_metrics, stats
 from synth.classifier.protocols import report_payload
+from synth.classifier.report import SEG_KEYS
 from synth.classifier.train import RealStyler, batches_for_epoch, load_data
 from synth.nets.inputs import normalise, to_unit
 from synth.nets.models import build_segmenter
@@ -23,7 +30,6 @@ from synth.nets.models import build_segmenter
 
 def run_segment(cfg, train_specs, test_specs, log):
     import torch
-
 
     if cfg.protocol != "single":
         raise ClassifyError("segmentation (--model unet) supports --protocol single; mix sources with fractions")
@@ -34,19 +40,32 @@ def run_segment(cfg, train_specs, test_specs, log):
     data = load_data(cfg, train_specs, test_specs, log, with_masks=True)
     payload = report_payload(cfg, data)
     payload["task"] = "segment"
-    torch.manual_seed(cfg.seed)  # inside run_classify's fork_rng: nothing outside sees it
-    model, info = build_segmenter(cfg.model, weights=cfg.weights, log=log)
-    payload["model"] = info
-    history = fit_segmenter(model, data.train, data.test, cfg, log, style=data.style)
-    results = {name: evaluate_segmenter(model, arr, cfg, data.class_names) for name, arr in data.test.items()}
     by_source: dict[str, int] = {}
     for o in data.train.origin:
         by_source[o[0]] = by_source.get(o[0], 0) + 1
-    payload["runs"] = [{"name": "train", "train_frames": len(data.train), "train_by_source": by_source,
-                        "history": history, "test": results}]
-    extras = {"examples": _examples(model, next(iter(data.test.values())), cfg)}
-    if cfg.save_model:
-        extras["model_state"] = model.state_dict()
+    seeds = [cfg.seed + k for k in range(cfg.seeds)]
+    payload["runs"], extras = [], {}
+    for s in seeds:
+        run_cfg = replace(cfg, seed=s)  # the same frames (split by --seed); weights and batches by s
+        if len(seeds) > 1:
+            log(f"[segment] training seed {s} ({s - cfg.seed + 1}/{len(seeds)})")
+        torch.manual_seed(s)  # inside run_classify's fork_rng: nothing outside sees it
+        model, info = build_segmenter(cfg.model, weights=cfg.weights, log=log)
+        payload["model"] = info
+        history = fit_segmenter(model, data.train, data.test, run_cfg, log, style=data.style)
+        results = {name: evaluate_segmenter(model, arr, cfg, data.class_names) for name, arr in data.test.items()}
+        payload["runs"].append({"name": "train" if len(seeds) == 1 else f"seed {s}", "seed": s,
+                                "train_frames": len(data.train), "train_by_source": by_source,
+                                "history": history, "test": results})
+        if s == cfg.seed:
+            extras["examples"] = _examples(model, next(iter(data.test.values())), cfg)
+            if cfg.save_model:
+                extras["model_state"] = model.state_dict()
+    if len(seeds) > 1:
+        payload["seeds"] = seeds
+        payload["seed_summary"] = {name: {k: stats([r["test"][name].get(k) for r in payload["runs"]])
+                                          for k in SEG_KEYS}
+                                   for name in data.test}
     return payload, extras
 
 

@@ -59,9 +59,11 @@ class ClassifyConfig:
     positive: str | None = None
     curve_fractions: list[float] = field(default_factory=lambda: list(DEFAULT_CURVE))
     curve_source: str = "real"  # the real sources of curve and augment
-    # --protocol augment: classical fractions, trainings per row (seeds seed, seed+1, ...), judge report
+    # --protocol augment: classical fractions and the judge report
     augment_fractions: list[float] = field(default_factory=lambda: list(DEFAULT_AUGMENT_FRACTIONS))
-    seeds: int = 3
+    # Trainings with seeds seed, seed+1, ...: per row of --protocol augment (None: 3), or of a
+    # segmentation report (None: 1), reported with their mean and spread
+    seeds: int | None = None
     # --protocol augment: train every row for the same optimiser steps (those of its largest row),
     # so a row's gain is not just the extra steps its extra images bring
     equal_steps: bool = True
@@ -75,6 +77,8 @@ class ClassifyConfig:
         # The strong policy is a kind of online augmentation: asking for it turns it on.
         if self.online_aug_policy == "strong":
             self.online_aug = True
+        if self.seeds is None:
+            self.seeds = 3 if self.protocol == "augment" else 1
 
     def validate(self) -> None:
         from synth.nets.models import MODELS
@@ -101,6 +105,9 @@ class ClassifyConfig:
             raise ClassifyError("--threads must be at least 1")
         if self.seeds < 1:
             raise ClassifyError(f"--seeds {self.seeds}: train each row at least once (--seeds 1 or more)")
+        if self.seeds > 1 and self.protocol != "augment" and self.task != "segment":
+            raise ClassifyError(f"--seeds is an option of --protocol augment and of segmentation (--model unet), "
+                                f"not of --protocol {self.protocol} with --model {self.model}")
         bad = [f for f in self.augment_fractions if not 0.0 < f <= 10.0]
         if bad:
             raise ClassifyError(f"--augment-fractions {bad[0]:g} is outside (0, 10]; 0.2 adds 20 % flipped/rotated/"

@@ -137,3 +137,39 @@ def test_unet_trains_with_the_strong_policy(tmp_path):
     assert losses(rep) != losses(other)  # the policy is used, not only recorded
     assert "--online-aug-policy" in _one_line_error(_cli(base + ["--online-aug-policy", "heavy",
                                                                  "--out", str(tmp_path / "c")]))
+
+
+def test_unet_over_several_training_seeds(tmp_path):
+    """--seeds 2: two segmenters on the same frames (training seeds 5 and 6), one run each, and the
+    mean and spread of their metrics; the first run is the one --seeds 1 trains."""
+    syn = make_dataset(tmp_path / "syn", 16, size=32, seed=0)
+    real = make_dataset(tmp_path / "real", 8, size=32, seed=1, kind="real")
+
+    def report(seeds, name):
+        cfg = ClassifyConfig(train=[f"synthetic={syn}"], test=[f"real={real}"], out=str(tmp_path / name),
+                             model="unet", size=32, epochs=2, batch_size=8, threads=2, fov="none", seed=5,
+                             seeds=seeds)
+        out = run_classify(cfg, log=quiet)
+        return json.loads((out / "report.json").read_text()), (out / "report.md").read_text()
+
+    one, _ = report(1, "one")
+    two, md = report(2, "two")
+    assert [r["name"] for r in one["runs"]] == ["train"] and "seed_summary" not in one
+    assert [r["name"] for r in two["runs"]] == ["seed 5", "seed 6"] and two["seeds"] == [5, 6]
+    first, second = (r["test"]["real"] for r in two["runs"])
+    assert first == one["runs"][0]["test"]["real"]  # seed 5 again: the same run
+    assert two["runs"][0]["history"] != two["runs"][1]["history"]  # another seed: another training
+    dice = two["seed_summary"]["real"]["dice"]
+    assert dice["values"] == [first["dice"], second["dice"]]
+    assert dice["mean"] == pytest.approx((first["dice"] + second["dice"]) / 2)
+    assert "over the training seeds [5, 6]" in md and " ± " in md
+
+
+def test_seeds_belong_to_augment_and_segmentation(tmp_path):
+    a = make_dataset(tmp_path / "a", 8, size=32)
+    with pytest.raises(ClassifyError, match="--seeds is an option of --protocol augment and of segmentation"):
+        run_classify(ClassifyConfig(train=[str(a)], test=[str(a)], out=str(tmp_path / "r"), size=32, seeds=2),
+                     log=quiet)
+    assert ClassifyConfig(train=[], test=[], out="r").seeds == 1
+    assert ClassifyConfig(train=[], test=[], out="r", protocol="augment").seeds == 3
+    assert not (tmp_path / "r").exists()
