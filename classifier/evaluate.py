@@ -629,7 +629,7 @@ def _fmt(v) -> str:
 
 def _seg_summary(m: dict) -> dict:
     keys = ("n", "dice", "iou", "dice_lesion_images", "iou_lesion_images", "dice_pooled", "iou_pooled",
-            "detection_auc")
+            "precision_pooled", "recall_pooled", "detection_auc")
     return {k: m.get(k) for k in keys if k in m}
 
 

@@ -88,7 +88,8 @@ def _f(x) -> float | None:
 
 
 def segmentation_metrics(pred: np.ndarray, truth: np.ndarray, eps: float = 1e-7) -> dict:
-    """Dice and IoU of binary masks (N, H, W): mean over images and pooled over all pixels.
+    """Dice and IoU of binary masks (N, H, W): mean over images and pooled over all pixels; pixel
+    precision and recall pooled over all pixels.
 
     An image whose truth and prediction are both empty scores 1 (nothing to find, nothing
     found); the mean over images that contain a lesion is reported separately.
@@ -111,6 +112,10 @@ def segmentation_metrics(pred: np.ndarray, truth: np.ndarray, eps: float = 1e-7)
         "iou_lesion_images": float(iou[has].mean()) if has.any() else None,
         "dice_pooled": float(2 * inter.sum() / max(p.sum() + t.sum(), eps)),
         "iou_pooled": float(inter.sum() / max(union.sum(), eps)),
+        # Pooled over all pixels: of what was marked, how much is lesion (precision), and of the
+        # lesion, how much was marked (recall). They tell over- from under-segmentation.
+        "precision_pooled": float(inter.sum() / p.sum()) if p.sum() else None,
+        "recall_pooled": float(inter.sum() / t.sum()) if t.sum() else None,
     }
 
 

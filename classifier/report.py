@@ -27,7 +27,8 @@ from synth.generator.dataset import write_json
 from synth.generator.run_folder import RunFolder
 
 SUMMARY_KEYS = ("accuracy", "balanced_accuracy", "auc", "sensitivity", "specificity", "f1")
-SEG_KEYS = ("dice", "iou", "dice_lesion_images", "iou_lesion_images", "dice_pooled", "iou_pooled", "detection_auc")
+SEG_KEYS = ("dice", "iou", "dice_lesion_images", "iou_lesion_images", "dice_pooled", "iou_pooled", "precision_pooled",
+            "recall_pooled", "detection_auc")
 
 
 # What `synth classify` writes into --out: with --overwrite only these are replaced.

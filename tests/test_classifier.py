@@ -94,7 +94,11 @@ def test_segmentation_metrics():
     assert m["dice_lesion_images"] == pytest.approx(2 * 16 / 48)
     assert m["iou_lesion_images"] == pytest.approx(0.5)
     assert m["dice"] == pytest.approx((2 * 16 / 48 + 1.0) / 2)  # the empty/empty image scores 1
+    assert m["precision_pooled"] == pytest.approx(1.0)  # every marked pixel is lesion
+    assert m["recall_pooled"] == pytest.approx(0.5)  # half the lesion was marked
     assert segmentation_metrics(t, t)["dice_pooled"] == pytest.approx(1.0)
+    nothing = segmentation_metrics(np.zeros_like(t), t)
+    assert nothing["precision_pooled"] is None and nothing["recall_pooled"] == 0.0
 
 
 # --------------------------------------------------------------------------- data
