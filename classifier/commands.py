@@ -64,6 +64,11 @@ def register(app: typer.Typer) -> None:
                                                                              "restyled each time it is drawn."),
         real_style_beta: float = typer.Option(0.01, "--real-style-beta", help="fda: low-frequency band, "
                                                                               "in (0, 0.5]."),
+        adapt_bn: List[Path] = typer.Option([], "--adapt-bn", help="Real folder(s) whose frames, labels unused, "
+                                            "re-estimate the trained network's batch-norm statistics (AdaBN) "
+                                            "before testing; the report also keeps the unadapted result. A "
+                                            "folder that is also --test is refused unless also given as --train "
+                                            "(even NAME=DIR:0): then only its training pool is used."),
         pretrained: bool = typer.Option(False, "--pretrained", help="ResNet-18: ImageNet weights from the torch "
                                                                     "hub cache if there (no download)."),
         weights: Optional[Path] = typer.Option(None, "--weights", help="Initial weights file (state dict)."),
@@ -124,7 +129,7 @@ def register(app: typer.Typer) -> None:
             seed=seed, augment=augment, online_aug=online_aug,
             online_aug_policy=online_aug_policy, real_style=[str(p) for p in real_style],
             real_style_method=real_style_method, real_style_prob=real_style_prob,
-            real_style_beta=real_style_beta, pretrained=pretrained,
+            real_style_beta=real_style_beta, adapt_bn=[str(p) for p in adapt_bn], pretrained=pretrained,
             weights=str(weights) if weights else None, freeze_backbone=freeze_backbone, positive=positive,
             curve_fractions=fractions, curve_source=curve_source, augment_fractions=aug_fractions,
             seeds=seeds, equal_steps=equal_steps, judge=str(judge) if judge else None, threads=threads,

@@ -483,11 +483,18 @@ class StylePool:
 
 def style_selections(paths: Sequence[str], train: Sequence[SourceSpec], test: Sequence[Selection], *,
                      seed: int, holdout: float) -> list[Selection]:
-    """The frames of each --real-style folder that may lend a style: never a test frame.
+    """The frames of each --real-style folder that may lend a style: never a test frame."""
+    return real_selections(paths, "--real-style", train, test, seed=seed, holdout=holdout)
+
+
+def real_selections(paths: Sequence[str], option: str, train: Sequence[SourceSpec], test: Sequence[Selection], *,
+                    seed: int, holdout: float) -> list[Selection]:
+    """The frames of each real folder given to `option` (--real-style, --adapt-bn) that training
+    may look at without their labels: never a test frame.
 
     A folder that is also a --test folder is refused unless it is a --train folder too (any
     fraction, even :0); then only its training pool (split by frame with --holdout and --seed,
-    exactly as for training) lends styles.
+    exactly as for training) is used.
     """
     train_keys = {Path(s.path).resolve() for s in train}
     test_keys = {Path(s.dataset.root).resolve() for s in test}
@@ -495,17 +502,17 @@ def style_selections(paths: Sequence[str], train: Sequence[SourceSpec], test: Se
     for path in paths:
         ds = open_dataset(path)
         if ds.manifest.get("kind") != "real":
-            raise ClassifyError(f"--real-style {path} is of kind {ds.manifest.get('kind')!r}; give a real folder "
+            raise ClassifyError(f"{option} {path} is of kind {ds.manifest.get('kind')!r}; give a real folder "
                                 "(from `synth data import`)")
         key = Path(path).resolve()
         idx = np.arange(len(ds))
         if key in test_keys:
             if key not in train_keys:
-                raise ClassifyError(f"--real-style {path} is also a --test folder, so test frames would lend "
-                                    f"their style; add --train NAME={path}:0 to split it by frame (styles then "
-                                    "come from its training pool only) or use another folder")
+                raise ClassifyError(f"{option} {path} is also a --test folder, so test frames would be used in "
+                                    f"training; add --train NAME={path}:0 to split it by frame (only its "
+                                    "training pool is then used) or use another folder")
             idx, _ = holdout_split(ds, holdout, seed)
-        sels.append(Selection(SourceSpec("real-style", path), ds, idx))
+        sels.append(Selection(SourceSpec(option.lstrip("-"), path), ds, idx))
     check_disjoint(sels, test)
     return sels
 

@@ -25,7 +25,7 @@ from dataclasses import replace
 
 
 from synth.classifier.data import ClassifyError, classical_augment, load_arrays, select_sources
-from synth.classifier.train import ClassifyConfig, evaluate, fit, load_data
+from synth.classifier.train import ClassifyConfig, adapt_batchnorm, evaluate, fit, load_data
 from synth.nets.models import build_model
 
 
@@ -55,6 +55,12 @@ def run_protocol(cfg: ClassifyConfig, train_specs, test_specs, pre_specs, log):
                log=log, stage=stage, seed_offset=1, style=data.style)
     name = "pretrain + finetune" if pre is not None else "train"
     runs.append(_run(name, arrays, hist, evaluate(model, data.test, cfg, data.class_names)))
+    if data.adapt is not None:
+        # The same weights with batch-norm statistics from real frames: the last run, so the saved
+        # model and the confusion matrix are the adapted network's.
+        adapt_batchnorm(model, data.adapt.images, cfg.batch_size)
+        runs.append(_run(f"{name} + adapted batch norm", arrays, hist,
+                         evaluate(model, data.test, cfg, data.class_names)))
     payload["runs"] = runs
     extras["test_origin"] = {k: v.origin for k, v in data.test.items()}
     extras["test_labels"] = {k: v.labels for k, v in data.test.items()}
@@ -82,6 +88,7 @@ def report_payload(cfg, data) -> dict:
             "fov": {"mode": cfg.fov, "radius_fraction": cfg.fov_radius, "size": cfg.size},
             "holdout": cfg.holdout,
             "real_style": data.style.describe() if data.style is not None else None,
+            "adapt_bn": [s.describe() for s in data.adapt_selections] or None,
         },
     }
 

@@ -23,7 +23,7 @@ from synth.classifier.data import Arrays, ClassifyError, fov_mask, strong_augmen
 from synth.classifier.metrics import classification_metrics, segmentation_metrics, stats
 from synth.classifier.protocols import report_payload
 from synth.classifier.report import SEG_KEYS
-from synth.classifier.train import RealStyler, batches_for_epoch, load_data
+from synth.classifier.train import RealStyler, adapt_batchnorm, batches_for_epoch, load_data
 from synth.nets.inputs import normalise, to_unit
 from synth.nets.models import build_segmenter
 
@@ -54,6 +54,16 @@ def run_segment(cfg, train_specs, test_specs, log):
         payload["model"] = info
         history = fit_segmenter(model, data.train, data.test, run_cfg, log, style=data.style)
         results = {name: evaluate_segmenter(model, arr, cfg, data.class_names) for name, arr in data.test.items()}
+        if data.adapt is not None:
+            # The adapted network is the result; the same weights before adaptation are kept beside
+            # it ("NAME, unadapted"), so the two are compared without any other difference.
+            before = {f"{name}, unadapted": m for name, m in results.items()}
+            adapt_batchnorm(model, data.adapt.images, cfg.batch_size)
+            results = {name: evaluate_segmenter(model, arr, cfg, data.class_names) for name, arr in data.test.items()}
+            log("[segment] after batch-norm adaptation: " + ", ".join(
+                f"{name} dice {before[name + ', unadapted']['dice_lesion_images'] or 0:.3f} -> "
+                f"{m['dice_lesion_images'] or 0:.3f}" for name, m in results.items()))
+            results.update(before)
         payload["runs"].append({"name": "train" if len(seeds) == 1 else f"seed {s}", "seed": s,
                                 "train_frames": len(data.train), "train_by_source": by_source,
                                 "history": history, "test": results})
@@ -65,7 +75,7 @@ def run_segment(cfg, train_specs, test_specs, log):
         payload["seeds"] = seeds
         payload["seed_summary"] = {name: {k: stats([r["test"][name].get(k) for r in payload["runs"]])
                                           for k in SEG_KEYS}
-                                   for name in data.test}
+                                   for name in payload["runs"][0]["test"]}
     return payload, extras
 
 

@@ -15,14 +15,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from synth.classifier.data import (AUG_POLICIES, Arrays, ClassifyError, SourceSpec, StylePool, fov_mask,
-                                   load_arrays, load_style_pool, online_augment, real_style_augment,
-                                   select_sources, strong_augment, style_selections, synthetic_rows)
+                                   load_arrays, load_style_pool, online_augment, real_selections,
+                                   real_style_augment, select_sources, strong_augment, style_selections,
+                                   synthetic_rows)
 from synth.classifier.metrics import classification_metrics
 from synth.nets.inputs import normalise, to_unit
 
 PROTOCOLS = ("single", "finetune", "curve", "augment")
 DEFAULT_CURVE = (0.0, 0.01, 0.05, 0.1, 0.25, 1.0)
 DEFAULT_AUGMENT_FRACTIONS = (0.2, 0.5)  # --protocol augment: the classical rows
+BATCHNORM_MODELS = ("resnet18", "unet")  # the models --adapt-bn can adapt
 
 
 @dataclass
@@ -53,6 +55,9 @@ class ClassifyConfig:
     real_style_method: str = "fda"
     real_style_prob: float = 0.5
     real_style_beta: float = 0.01
+    # --adapt-bn: real folders whose frames, without their labels, re-estimate the batch-norm
+    # statistics of the trained network (AdaBN): the cheapest adaptation to a new domain
+    adapt_bn: list[str] = field(default_factory=list)
     pretrained: bool = False
     weights: str | None = None
     freeze_backbone: bool = False
@@ -131,6 +136,12 @@ class ClassifyConfig:
             raise ClassifyError(f"--real-style-prob must be in [0, 1], got {self.real_style_prob}")
         if not 0.0 < self.real_style_beta <= 0.5:
             raise ClassifyError(f"--real-style-beta must be in (0, 0.5], got {self.real_style_beta}")
+        if self.adapt_bn and self.model not in BATCHNORM_MODELS:
+            raise ClassifyError(f"--adapt-bn re-estimates batch-norm statistics; --model {self.model} has none "
+                                f"(use one of {', '.join(BATCHNORM_MODELS)})")
+        if self.adapt_bn and self.protocol not in ("single", "finetune"):
+            raise ClassifyError(f"--adapt-bn adapts one trained network: use it with --protocol single or finetune, "
+                                f"not {self.protocol}")
 
     @property
     def task(self) -> str:
@@ -158,6 +169,8 @@ class Data:
     train_selections: list
     test_selections: list
     style: StylePool | None = None  # --real-style frames, never test frames
+    adapt: Arrays | None = None  # --adapt-bn frames (labels unused), never test frames
+    adapt_selections: list = field(default_factory=list)
 
 
 def load_data(cfg: ClassifyConfig, train_specs, test_specs, log, *, with_masks=False) -> Data:
@@ -177,7 +190,13 @@ def load_data(cfg: ClassifyConfig, train_specs, test_specs, log, *, with_masks=F
                                 method=cfg.real_style_method, prob=cfg.real_style_prob, beta=cfg.real_style_beta)
         log(f"real style: {len(style)} frames ({cfg.real_style_method}, p {cfg.real_style_prob:g}) for the "
             f"{int(synthetic_rows(train).sum())} synthetic training frames")
-    return Data(names, train, test, train_sel, test_sel, style)
+    adapt, adapt_sel = None, []
+    if cfg.adapt_bn:
+        adapt_sel = real_selections(cfg.adapt_bn, "--adapt-bn", train_specs, test_sel, seed=cfg.seed,
+                                    holdout=cfg.holdout)
+        adapt = load_arrays(adapt_sel, names, **{**kw, "with_masks": False})
+        log(f"batch-norm adaptation: {len(adapt)} real frames, labels unused")
+    return Data(names, train, test, train_sel, test_sel, style, adapt, adapt_sel)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -192,6 +211,34 @@ def to_input(images_u8, cfg: ClassifyConfig, *, train: bool, generator=None, kee
         else:
             x = online_augment(x, fov_keep=keep, generator=generator)
     return normalise(x)
+
+
+def adapt_batchnorm(model, images_u8: np.ndarray, batch_size: int) -> int:
+    """AdaBN (Li et al., 2016): replace every batch-norm layer's running mean and variance with
+    their averages over `images_u8` (uint8 (N, 3, S, S), prepared as test images are), keeping
+    the learned weights. A network trained on rendered frames then normalises real frames by
+    real statistics. Returns the number of layers adapted; the model is left in eval mode."""
+    import torch
+
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not layers:
+        raise ClassifyError("--adapt-bn: this model has no batch-norm layers to adapt")
+    if len(images_u8) < 2:
+        raise ClassifyError("--adapt-bn needs at least 2 real frames")
+    momenta = [m.momentum for m in layers]
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None  # a plain average over all batches, not an exponential one
+    model.train()
+    with torch.no_grad():
+        for i in range(0, len(images_u8), batch_size):
+            chunk = images_u8[i:i + batch_size]
+            if len(chunk) >= 2:  # a batch of one has no variance
+                model(normalise(to_unit(chunk)))
+    for m, momentum in zip(layers, momenta):
+        m.momentum = momentum
+    model.eval()
+    return len(layers)
 
 
 def batches_for_epoch(arrays: Arrays, batch_size: int, generator, weighted: bool, draws: int | None = None):

@@ -173,3 +173,64 @@ def test_seeds_belong_to_augment_and_segmentation(tmp_path):
     assert ClassifyConfig(train=[], test=[], out="r").seeds == 1
     assert ClassifyConfig(train=[], test=[], out="r", protocol="augment").seeds == 3
     assert not (tmp_path / "r").exists()
+
+
+def _shifted(root, n: int, seed: int, gain: float, offset: float):
+    """make_dataset's frames seen by another camera: every intensity scaled and offset (a real folder)."""
+    from synth.generator.dataset import Dataset, DatasetWriter
+
+    make_dataset(root / "plain", n, size=32, seed=seed)
+    src = Dataset.open(root / "plain")
+    w = DatasetWriter(root / "set", config={"n": n, "seed": seed}, class_names=src.class_names)
+    for r in src:
+        img = np.clip(src.image(r) * gain + offset, 0, 255).astype(np.uint8)
+        w.write_frame(r.id, image=img, label=r.label, mask=src.mask(r))
+    w.finalize(manifest={"command": "test", "kind": "real"})
+    return root / "set"
+
+
+def test_adapt_bn_recovers_a_camera_shift_and_keeps_the_unadapted_result(tmp_path):
+    """--adapt-bn: batch-norm statistics from unlabelled real frames undo a global intensity shift
+    that the rendered-trained network has never seen; the same weights unadapted stay in the report."""
+    syn = make_dataset(tmp_path / "syn", 32, size=32, seed=0)
+    real = _shifted(tmp_path / "real", 16, 1, gain=0.3, offset=20)
+    pool = _shifted(tmp_path / "pool", 24, 2, gain=0.3, offset=20)
+    cfg = ClassifyConfig(train=[f"synthetic={syn}"], test=[f"real={real}"], out=str(tmp_path / "rep"),
+                         model="unet", size=32, epochs=4, batch_size=8, lr=3e-3, threads=2, fov="none",
+                         adapt_bn=[str(pool)])
+    rep = json.loads((run_classify(cfg, log=quiet) / "report.json").read_text())
+    test = rep["runs"][-1]["test"]
+    assert set(test) == {"real", "real, unadapted"}
+    assert rep["data"]["adapt_bn"][0]["frames"] == 24
+    adapted, unadapted = test["real"]["dice_lesion_images"], test["real, unadapted"]["dice_lesion_images"]
+    assert adapted > unadapted + 0.2, (adapted, unadapted)
+    # The unadapted figure is the plain run's: adaptation changes nothing before the test.
+    plain = run_classify(ClassifyConfig(**{**cfg.__dict__, "adapt_bn": [], "out": str(tmp_path / "plain")}),
+                         log=quiet)
+    plain_test = json.loads((plain / "report.json").read_text())["runs"][-1]["test"]["real"]
+    assert plain_test["dice_lesion_images"] == pytest.approx(unadapted)
+    # A test folder cannot lend its frames unless split by --train NAME=DIR:0.
+    with pytest.raises(ClassifyError, match="also a --test folder"):
+        run_classify(ClassifyConfig(**{**cfg.__dict__, "adapt_bn": [str(real)], "out": str(tmp_path / "bad")}),
+                     log=quiet)
+    with pytest.raises(ClassifyError, match="kind 'rendered'"):
+        run_classify(ClassifyConfig(**{**cfg.__dict__, "adapt_bn": [str(syn)], "out": str(tmp_path / "bad")}),
+                     log=quiet)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_adapt_bn_for_a_classifier_adds_the_adapted_run_and_checks_the_model(tmp_path):
+    syn = make_dataset(tmp_path / "syn", 32, size=32, seed=0)
+    real = _shifted(tmp_path / "real", 16, 1, gain=0.3, offset=20)
+    pool = _shifted(tmp_path / "pool", 16, 2, gain=0.3, offset=20)
+    cfg = ClassifyConfig(train=[f"synthetic={syn}"], test=[f"real={real}"], out=str(tmp_path / "rep"),
+                         model="resnet18", size=32, epochs=2, batch_size=8, threads=2, fov="none",
+                         adapt_bn=[str(pool)])
+    rep = json.loads((run_classify(cfg, log=quiet) / "report.json").read_text())
+    assert [r["name"] for r in rep["runs"]] == ["train", "train + adapted batch norm"]
+    assert "train + adapted batch norm" in (tmp_path / "rep" / "report.md").read_text()
+    for model, protocol, message in (("smallcnn", "single", "has none"), ("resnet18", "curve", "protocol single")):
+        with pytest.raises(ClassifyError, match=message):
+            run_classify(ClassifyConfig(**{**cfg.__dict__, "model": model, "protocol": protocol,
+                                           "out": str(tmp_path / "bad")}), log=quiet)
+    assert not (tmp_path / "bad").exists()
