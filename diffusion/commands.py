@@ -51,6 +51,12 @@ def train_cmd(
     resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Resize frames to NxN."),
     condition: str = typer.Option(_TRAIN.condition, "--condition", help="Class condition: label, domain (real/rendered) or none."),
     mask: bool = typer.Option(_TRAIN.mask, "--mask/--no-mask", help="Condition on the lesion mask (extra input channel)."),
+    crop: Optional[int] = typer.Option(_TRAIN.crop, "--crop", help="Learn random NxN crops of the frames (at "
+                                       "--resolution) instead of whole frames: a texture model without "
+                                       "attention that `synth refine` applies to whole frames."),
+    crop_radius: float = typer.Option(_TRAIN.crop_radius, "--crop-radius", help="Crops lie inside the central "
+                                      "circle of this radius (fraction of half the side), away from borders "
+                                      "and on-screen text."),
     channels: str = typer.Option(",".join(map(str, _TRAIN.channels)), "--channels",
                                  help="U-Net widths per level, comma-separated."),
     layers_per_block: int = typer.Option(_TRAIN.layers_per_block, "--layers-per-block"),
@@ -80,7 +86,7 @@ def train_cmd(
     cfg = TrainConfig(
         data=[str(d) for d in data], out=str(out), resolution=resolution, condition=condition,
         channels=_ints(channels, "--channels"), layers_per_block=layers_per_block, attention=attention,
-        mask=mask, learned_variance=learned_variance, schedule=schedule, prediction=prediction,
+        mask=mask, crop=crop, crop_radius=crop_radius, learned_variance=learned_variance, schedule=schedule, prediction=prediction,
         timesteps=timesteps, steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
         warmup_steps=warmup_steps, ema_decay=ema_decay, class_dropout=class_dropout,
         mixed_precision=mixed_precision, checkpoint_every=checkpoint_every, sample_steps=sample_steps,

@@ -40,6 +40,10 @@ class ModelConfig:
     schedule: str = "linear"
     prediction: str = "epsilon"
     timesteps: int = 1000
+    # None: the model learned whole frames of `resolution` px. A size: it learned `resolution` px
+    # crops cut from frames of this size, has no attention (fully convolutional), and so takes a
+    # whole frame of this size at once (`synth refine` resizes frames to it).
+    frame_resolution: int | None = None
 
     def validate(self) -> "ModelConfig":
         self.channels = tuple(int(c) for c in self.channels)
@@ -63,6 +67,13 @@ class ModelConfig:
             raise ModelError("mask_channels must be 0 or 1")
         if self.timesteps < 2:
             raise ModelError("--timesteps must be at least 2")
+        if self.frame_resolution is not None:
+            if self.frame_resolution < self.resolution or self.frame_resolution % factor:
+                raise ModelError(f"frames of {self.frame_resolution} px cannot hold {self.resolution} px crops for "
+                                 f"{len(self.channels)} U-Net levels (they must be at least the crop and a "
+                                 f"multiple of {factor})")
+            if self.attention:
+                raise ModelError("a crop-trained model must be fully convolutional: no attention")
         return self
 
     @property
@@ -95,6 +106,13 @@ class TrainConfig:
     layers_per_block: int = ModelConfig.layers_per_block
     attention: bool = ModelConfig.attention
     mask: bool = False
+    # Train on random crops of this many pixels cut from the frames at `resolution` (the texture
+    # model of `synth refine`): only local appearance is learned, and the model, built without
+    # attention, then takes whole frames. Crops lie wholly inside the central circle of radius
+    # `crop_radius` x half the side, so a scope's black border, on-screen text and thumbnail box
+    # are not learned as texture.
+    crop: int | None = None
+    crop_radius: float = 0.88
     learned_variance: bool = ModelConfig.learned_variance
     schedule: str = "cosine"  # cosine + v: 22x lower FD than linear + epsilon at equal steps (docs/DIFFUSION.md)
     prediction: str = "v"
@@ -130,6 +148,13 @@ class TrainConfig:
             raise TrainError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise TrainError(f"--mixed-precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+        if self.crop is not None:
+            if self.crop <= 0:
+                raise TrainError(f"--crop must be a positive number of pixels, got {self.crop}")
+            if not 0.0 < self.crop_radius <= 1.5:
+                raise TrainError(f"--crop-radius must be in (0, 1.5] (fraction of half the side), got {self.crop_radius}")
+            if self.resolution is not None:
+                check_crop(self.crop, self.crop_radius, self.resolution)
         if self.mixed_precision == "fp16":
             import torch
 
@@ -138,13 +163,29 @@ class TrainConfig:
         return self
 
     def model_config(self, class_names: list[str], resolution: int, image_channels: int = 3) -> ModelConfig:
+        """The network for frames of `resolution` px (the data's size); a crop-trained one is built at
+        the crop size, without attention, and remembers the frame size."""
+        if self.crop is not None:
+            check_crop(self.crop, self.crop_radius, resolution)
         return ModelConfig(
-            resolution=resolution, channels=tuple(self.channels), layers_per_block=self.layers_per_block,
-            attention=self.attention, class_names=list(class_names), image_channels=image_channels,
-            mask_channels=int(self.mask),
+            resolution=self.crop or resolution, channels=tuple(self.channels), layers_per_block=self.layers_per_block,
+            attention=self.attention and self.crop is None, class_names=list(class_names),
+            image_channels=image_channels, mask_channels=int(self.mask),
             learned_variance=self.learned_variance, schedule=self.schedule, prediction=self.prediction,
-            timesteps=self.timesteps,
+            timesteps=self.timesteps, frame_resolution=resolution if self.crop is not None else None,
         ).validate()
+
+
+def crop_reach(crop: int, radius: float, resolution: int) -> float:
+    """How far (px) a crop's centre may lie from the frame's centre with all of the crop inside the
+    circle of `radius` x half the side."""
+    return radius * resolution / 2.0 - crop / 2.0 ** 0.5
+
+
+def check_crop(crop: int, radius: float, resolution: int) -> None:
+    if crop >= resolution or crop_reach(crop, radius, resolution) < 0:
+        raise TrainError(f"--crop {crop} does not fit inside the central circle of {resolution} px frames "
+                         f"(--crop-radius {radius}); use a smaller crop, a larger --resolution or --crop-radius")
 
 
 # --------------------------------------------------------------------------- VAE and GAN

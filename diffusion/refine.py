@@ -4,6 +4,10 @@ Methods (the method and strength are recorded in every frame's `extra`):
 
 - `sdedit` (Meng et al. 2022): noise the rendered frame to level `strength`, then denoise under
   the real-domain class. Low strength keeps the layout; high strength trusts the model more.
+  With a texture model (`synth diffusion train --crop N` on real folders: unconditional, trained
+  on crops, fully convolutional) the whole frame is denoised at the scale the crops were cut at,
+  so the render keeps its layout and borrows real local texture; pixels outside the render's
+  field of view stay as rendered.
 - `ddib` (Su et al. 2023, dual diffusion implicit bridges): deterministic DDIM inversion under
   the rendered class up to `strength`, then DDIM decoding under the real class. No noise is
   added, so the same frame always maps to the same refined frame.
@@ -40,6 +44,7 @@ from synth.diffusion.sample import (SAMPLERS, generators, guided_output, make_sc
                                     pick_device, reverse, seed_for)
 from synth.diffusion.stable import refine_img2img
 from synth.generator.dataset import Dataset, DatasetError, DatasetWriter
+from synth.generator.restyle import render_fov
 from synth.rng import REFINE_STREAM
 
 RESTYLE = ("reinhard", "histogram", "fda")  # synth.generator.restyle.METHODS: no model needed
@@ -215,9 +220,15 @@ def refine(cfg: RefineConfig, *, overwrite: bool = False, log=print) -> Path:
     model_path = resolve_model_path(cfg.model) if cfg.model else train_for_refine(cfg, rendered, log)
     model = DiffusionModel.load(model_path)
     src_name = cfg.source_class or dataset_domain(rendered)
-    tgt = model.class_index(cfg.target_class)
+    if not model.cfg.class_names and cfg.method == "ddib":
+        raise RefineError("--method ddib maps the rendered class onto the real one: it needs a domain-conditioned "
+                          "model (`synth diffusion train --condition domain` on rendered and real folders)")
+    # An unconditional model (trained on real frames only) is the real domain: no class to ask for.
+    tgt = model.class_index(cfg.target_class) if model.cfg.class_names else None
     src = model.class_index(src_name) if cfg.method == "ddib" else None
-    res = model.cfg.resolution
+    # A crop-trained (texture) model is fully convolutional: it takes the whole frame at the scale
+    # its crops were cut at, so real texture is added at the size it has in real frames.
+    res = model.cfg.frame_resolution or model.cfg.resolution
     records = rendered.records[: cfg.limit]
     config = {"command": "refine", **asdict(cfg), "model": str(model_path)}
     # Frames go in, and come out, with the model's image channels (a greyscale model: grey).
@@ -235,7 +246,7 @@ def refine(cfg: RefineConfig, *, overwrite: bool = False, log=print) -> Path:
         x0 = to_model_range(torch.from_numpy(imgs)).to(dev)
         m = mask_to_model(torch.from_numpy(np.stack([(k > 0).astype(np.uint8) for k in inst])).to(dev)) \
             if model.cfg.mask_channels else None
-        tgt_ids = torch.full((len(chunk),), tgt, device=dev)
+        tgt_ids = torch.full((len(chunk),), tgt, device=dev) if tgt is not None else None
         seeds = [seed_for(cfg.seed, REFINE_STREAM, i) for i, _ in chunk]
         if cfg.method == "sdedit":
             out = sdedit(model, x0, tgt_ids, m, strength=cfg.strength, sampler=cfg.sampler, steps=cfg.steps,
@@ -244,7 +255,14 @@ def refine(cfg: RefineConfig, *, overwrite: bool = False, log=print) -> Path:
             src_ids = torch.full((len(chunk),), src, device=dev)
             out = ddib(model, x0, src_ids, tgt_ids, m, strength=cfg.strength, steps=cfg.steps,
                        guidance=cfg.guidance)
-        for (i, r), img, k, s in zip(chunk, to_uint8(out), inst, seeds):
+        refined = to_uint8(out)
+        if model.cfg.frame_resolution:
+            # A texture model never saw the scope's border (its crops lie inside the view): keep the
+            # render's own pixels outside its field of view, so the border stays black.
+            refined = np.stack([np.where(render_fov(src_img.transpose(1, 2, 0), rendered.spec(r))[..., None],
+                                         ref, src_img.transpose(1, 2, 0))
+                                for ref, src_img, (_, r) in zip(refined, imgs, chunk)])
+        for (i, r), img, k, s in zip(chunk, refined, inst, seeds):
             write_refined(writer, rendered, r, img, k if r.mask else None, seed=s, extra={
                 "method": cfg.method, "strength": cfg.strength,
                 "sampler": "ddim" if cfg.method == "ddib" else cfg.sampler, "steps": cfg.steps,

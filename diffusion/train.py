@@ -37,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from synth.diffusion.config import TrainConfig, TrainError  # noqa: F401  (also this module's API)
+from synth.diffusion.config import TrainConfig, TrainError, crop_reach  # noqa: F401  (also this module's API)
 from synth.diffusion.data import ImageSet, load_images, mask_to_model, to_model_range
 from synth.diffusion.model import DiffusionModel
 from synth.diffusion.sample import seed_for
@@ -253,6 +253,8 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, da
             flip = torch.rand(b, generator=g) < 0.5
             x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(-1), x0)
             m = torch.where(flip.view(-1, 1, 1), m.flip(-1), m)
+        if cfg.crop:
+            x0, m = random_crops(x0, m, cfg.crop, cfg.crop_radius, g)
         noise = torch.randn(x0.shape, generator=g)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=g)
         y = labels[idx].clone()
@@ -327,6 +329,20 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, da
     return out
 
 
+def random_crops(x0, m, size: int, radius: float, g):
+    """One square crop of `size` px per image (and its mask), placed uniformly over the positions
+    that keep the whole crop inside the central circle of `radius` x half the side."""
+    n, _, h, w = x0.shape
+    reach = crop_reach(size, radius, min(h, w))
+    r = reach * torch.rand(n, generator=g).sqrt()  # uniform over the disc of centres
+    a = 2 * math.pi * torch.rand(n, generator=g)
+    left = ((w - 1) / 2 + r * torch.cos(a) - (size - 1) / 2).round().long().clamp(0, w - size)
+    top = ((h - 1) / 2 + r * torch.sin(a) - (size - 1) / 2).round().long().clamp(0, h - size)
+    xs = torch.stack([x0[i, :, t:t + size, lf:lf + size] for i, (t, lf) in enumerate(zip(top.tolist(), left.tolist()))])
+    ms = torch.stack([m[i, t:t + size, lf:lf + size] for i, (t, lf) in enumerate(zip(top.tolist(), left.tolist()))])
+    return xs, ms
+
+
 def _pace(done: int, left: int, seconds: float, images_per_step: int) -> str:
     """' | 2.10 steps/s, 34 img/s, eta 12m05s' from this process's steps so far ('' before any)."""
     if done <= 0 or seconds <= 0:
@@ -364,6 +380,9 @@ def write_sample_grid(model: DiffusionModel, path: Path, seed: int, steps: int, 
             where = np.flatnonzero(lab == c)
             picks.append(where[(i % per_class) % len(where)])
         masks = data.masks[picks]
+        if model.cfg.frame_resolution:  # a crop model samples crops: the centre of each mask
+            lo = (masks.shape[-1] - model.cfg.resolution) // 2
+            masks = masks[:, lo:lo + model.cfg.resolution, lo:lo + model.cfg.resolution]
     imgs = generate(model, class_ids=class_ids, seeds=seeds, masks=masks, sampler="ddim", steps=steps,
                     guidance=1.0, batch_size=32)
     path.parent.mkdir(parents=True, exist_ok=True)

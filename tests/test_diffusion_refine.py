@@ -95,3 +95,80 @@ def test_refine_bad_input(data, tmp_path):
     with pytest.raises(Exception, match="not one the model knows"):
         refine(RefineConfig(**base, target_class="photo"), **QUIET)
     assert not (tmp_path / "o").exists()
+
+
+# --------------------------------------------------------------------------- the texture model
+
+
+@pytest.fixture(scope="module")
+def texture(data, tmp_path_factory):
+    """An unconditional, mask-conditioned model trained on 8 px crops of 32 px real frames."""
+    run = tmp_path_factory.mktemp("texture") / "run"
+    train(TrainConfig(data=[str(data["real"])], out=str(run), resolution=32, crop=8, crop_radius=0.9,
+                      condition="none", mask=True, channels=(8, 16), timesteps=50, steps=2, batch_size=4,
+                      warmup_steps=1, sample_every_checkpoint=False), **QUIET)
+    return run
+
+
+def test_crops_lie_inside_the_circle_and_follow_their_masks():
+    import torch
+
+    from synth.diffusion.train import random_crops
+
+    x = torch.zeros(64, 1, 32, 32)
+    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    inside = ((yy - 15.5) ** 2 + (xx - 15.5) ** 2) <= (0.8 * 16) ** 2
+    x[:, 0] = inside.float()  # 1 inside the circle of radius 0.8 x half the side, 0 outside
+    m = (xx + 32 * yy).expand(64, 32, 32).clone()  # each pixel its own number
+    xs, ms = random_crops(x, m, 8, 0.8, torch.Generator().manual_seed(0))
+    assert xs.shape == (64, 1, 8, 8) and ms.shape == (64, 8, 8)
+    assert bool((xs == 1).all())  # every pixel of every crop inside the circle
+    # The mask crop is the same window as the image crop (consecutive pixel numbers in a row).
+    assert bool((ms[:, :, 1:] - ms[:, :, :-1] == 1).all()) and bool((ms[:, 1:] - ms[:, :-1] == 32).all())
+    assert len({int(v) for v in ms[:, 0, 0]}) > 10  # the windows move about
+    xs2, _ = random_crops(x, m, 8, 0.8, torch.Generator().manual_seed(0))
+    assert torch.equal(xs, xs2)
+
+
+def test_texture_model_refines_whole_frames_and_keeps_the_border(data, texture, tmp_path):
+    from synth.diffusion.model import DiffusionModel
+
+    model = DiffusionModel.load(texture / "model")
+    assert (model.cfg.resolution, model.cfg.frame_resolution, model.cfg.attention) == (8, 32, False)
+    # A rendered folder whose frames have a black border outside a circular field of view.
+    src = tmp_path / "rendered"
+    w = DatasetWriter(src, config={"toy": 2}, class_names=["lesion", "normal"])
+    yy, xx = np.mgrid[0:32, 0:32]
+    fov = ((yy - 15.5) ** 2 + (xx - 15.5) ** 2) <= 14 ** 2
+    for i in range(4):
+        img, mask = toy_frame(0, i, 32, i % 2 == 0, "rendered")
+        img[~fov] = 0
+        w.write_frame(frame_id(i), image=img, label=["lesion", "normal"][i % 2], mask=mask * fov, seed=i)
+    w.finalize(manifest={"kind": "rendered", "command": "test"})
+    outs = []
+    for name in ("a", "b"):
+        cfg = RefineConfig(rendered=str(src), out=str(tmp_path / name), model=str(texture), strength=0.4, steps=4,
+                           seed=3)
+        outs.append(Dataset.open(refine(cfg, **QUIET)))
+    ren, ref = Dataset.open(src), outs[0]
+    for a, b, c in zip(ren, ref, outs[1]):
+        before, after = ren.image(a), ref.image(b)
+        assert after.shape == (32, 32, 3)  # the whole frame at the crops' scale, not an 8 px crop
+        np.testing.assert_array_equal(ref.mask(b), ren.mask(a))
+        assert not after[~fov].any()  # the border stays black
+        assert not np.array_equal(after[fov], before[fov])  # the view changed
+        np.testing.assert_array_equal(after, outs[1].image(c))  # same seed, same frames
+    with pytest.raises(RefineError, match="domain-conditioned"):
+        refine(RefineConfig(rendered=str(src), out=str(tmp_path / "d"), model=str(texture), method="ddib"), **QUIET)
+
+
+def test_crop_bad_input(data, tmp_path):
+    from synth.diffusion.train import TrainError
+
+    base = dict(data=[str(data["real"])], resolution=32, condition="none", channels=(8, 16), steps=1, batch_size=2)
+    with pytest.raises(TrainError, match="does not fit inside the central circle"):
+        train(TrainConfig(out=str(tmp_path / "a"), crop=30, **base), **QUIET)
+    with pytest.raises(TrainError, match="--crop must be a positive"):
+        train(TrainConfig(out=str(tmp_path / "b"), crop=0, **base), **QUIET)
+    with pytest.raises(TrainError, match="--crop-radius"):
+        train(TrainConfig(out=str(tmp_path / "c"), crop=8, crop_radius=2.0, **base), **QUIET)
