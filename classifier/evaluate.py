@@ -481,12 +481,14 @@ class Evaluation:
         res_real = train_fn(train_pool, "real training split")
         syn_score, real_score = score_key(res_syn["held_out"]), score_key(res_real["held_out"])
         x = reached(syn_score, real_score, chance)
+        adapted = res_syn.get("held_out_adapted_bn")
         entry = {"synthetic_only": res_syn, "real_trained": res_real, "synthetic_reaches": x,
                  "chance": chance, "training_frames": {"synthetic": len(train_syn), "real": len(train_pool)}}
         self.payload["transfer"][f.name][task] = entry
         word = "Dice" if task == "segmentation" else "AUC"
-        self.say(f"{f.name} {task}: synthetic only {word} {_fmt(syn_score)}, real-trained {_fmt(real_score)}"
-                 + (f": {reach_words(x)}" if x is not None else ""))
+        self.say(f"{f.name} {task}: synthetic only {word} {_fmt(syn_score)}"
+                 + (f" ({_fmt(score_key(adapted))} with batch norm adapted to real frames)" if adapted else "")
+                 + f", real-trained {_fmt(real_score)}" + (f": {reach_words(x)}" if x is not None else ""))
         points = []
         for fr in b.fractions:
             idx = share(ds, pool_idx, fr, seed)
@@ -512,7 +514,7 @@ class Evaluation:
         from synth.classifier.data import Selection, SourceSpec, load_arrays
         from synth.nets.models import build_segmenter
         from synth.classifier.segment import evaluate_segmenter, fit_segmenter
-        from synth.classifier.train import ClassifyConfig
+        from synth.classifier.train import ClassifyConfig, adapt_batchnorm
 
         b, seed = self.budget, self.cfg.seed
         key = f"seg:{f.name}"
@@ -536,6 +538,10 @@ class Evaluation:
             out = {"held_out": _seg_summary(evaluate_segmenter(model, held, scfg, names))}
             if what == "synthetic only":  # it saw no real frame: every real frame is a fair test
                 out["all_real_frames"] = _seg_summary(evaluate_segmenter(model, concat(train_pool, held), scfg, names))
+                # The same network with batch-norm statistics of the real training split, labels unused
+                # (synth classify --adapt-bn): what unlabelled frames of this camera buy.
+                adapt_batchnorm(model, train_pool.images, scfg.batch_size)
+                out["held_out_adapted_bn"] = _seg_summary(evaluate_segmenter(model, held, scfg, names))
             return out
 
         self._runs(f, pool, train_syn, train_pool, train, _seg_score, 0.0, "segmentation")
@@ -545,7 +551,8 @@ class Evaluation:
         import torch
 
         from synth.nets.models import build_model, split_head
-        from synth.classifier.train import ClassifyConfig, default_lr, evaluate, fit, to_input
+        from synth.classifier.train import (BATCHNORM_MODELS, ClassifyConfig, adapt_batchnorm, default_lr, evaluate,
+                                            fit, to_input)
         from synth.measure import MetricError
         from synth.measure.frechet import frechet_distance
 
@@ -578,8 +585,11 @@ class Evaluation:
             tests = {"held_out": held}
             if what == "synthetic only":
                 tests["all_real_frames"] = concat(train_pool, held)
-            res = evaluate(model, tests, pcfg, PATCH_CLASSES)
-            return {k: _cls_summary(m) for k, m in res.items()}
+            res = {k: _cls_summary(m) for k, m in evaluate(model, tests, pcfg, PATCH_CLASSES).items()}
+            if what == "synthetic only" and b.patch_model in BATCHNORM_MODELS:
+                adapt_batchnorm(model, train_pool.images, pcfg.batch_size)  # as for the segmenter
+                res["held_out_adapted_bn"] = _cls_summary(evaluate(model, {"h": held}, pcfg, PATCH_CLASSES)["h"])
+            return res
 
         self._runs(f, pool, train_syn, train_pool, train, lambda m: m.get("auc"), 0.5, "patch_classifier")
         entry = self.payload["transfer"][f.name]["patch_classifier"]

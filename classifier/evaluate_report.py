@@ -138,17 +138,21 @@ def markdown(payload: dict) -> str:
                 continue
             so = e["synthetic_only"]
             rows.append(f"| {name} | {title} | {metric} | {_f(_score(task, so['held_out']))} | "
+                        f"{_f(_score(task, so.get('held_out_adapted_bn')))} | "
                         f"{_f(_score(task, so.get('all_real_frames')))} | {_f(_score(task, e['real_trained']['held_out']))}"
                         f" | {_pct(e['synthetic_reaches'])} | {e['training_frames']['synthetic']} / "
                         f"{e['training_frames']['real']} |")
     if rows:
         out.append("Trained on the synthetic folder only, and on the real folder's training split; tested on its "
                    f"held-out split ({int(b['holdout'] * 100)} % of the frames, by frame, seeded), and the "
-                   "synthetic-only model also on every real frame used. \"Reaches\": the synthetic-only score as a "
-                   "share of the real-trained one (for AUC, of its gain over chance, 0.5).")
-        out += ["", "| real folder | task | metric | synthetic only, held-out | synthetic only, all real frames | "
+                   "synthetic-only model also on every real frame used, and with its batch-norm statistics "
+                   "re-estimated on the real training split, labels unused (`synth classify --adapt-bn`). "
+                   "\"Reaches\": the synthetic-only score as a share of the real-trained one (for AUC, of its gain "
+                   "over chance, 0.5).")
+        out += ["", "| real folder | task | metric | synthetic only, held-out | synthetic only, batch norm "
+                "adapted, held-out | synthetic only, all real frames | "
                 "real-trained, held-out | synthetic reaches | training items (synthetic / real) |",
-                "|---|---|---|---|---|---|---|---|"] + rows + ["", "[transfer.png](transfer.png)", ""]
+                "|---|---|---|---|---|---|---|---|---|"] + rows + ["", "[transfer.png](transfer.png)", ""]
     else:
         out += ["No real folder with lesion masks: nothing to transfer to (see Skipped).", ""]
 

@@ -183,13 +183,17 @@ def test_evaluate_end_to_end_through_the_cli(tmp_path):
     assert 0.0 <= seg["synthetic_only"]["held_out"]["dice"] <= 1.0
     assert seg["real_trained"]["held_out"]["n"] == len(held)
     assert cls["synthetic_only"]["held_out"]["auc"] is not None and cls["chance"] == 0.5
+    # The synthetic-only networks also with batch norm adapted to the real training split (unlabelled).
+    assert seg["synthetic_only"]["held_out_adapted_bn"]["n"] == len(held)
+    if rep["budget"]["patch_model"] == "resnet18":
+        assert cls["synthetic_only"]["held_out_adapted_bn"]["auc"] is not None
     pts = rep["low_data"]["real"]["segmentation"]["points"]
     assert [p["fraction"] for p in pts] == [0.5] and pts[0]["real_only"] is not None
     assert "nomask" not in rep["transfer"]
     assert any("synthetic reaches" in line for line in rep["answer"])
     md = (tmp_path / "rep" / "report.md").read_text()
     for part in ("## The answer", "## 1. Realism", "## 2. Transfer", "## 3. Low data", "## Skipped",
-                 "yellower in b*", "nomask: segmentation and patch classifier"):
+                 "yellower in b*", "nomask: segmentation and patch classifier", "batch norm adapted, held-out"):
         assert part in md, part
     for name in ("contact_sheet.png", "realism.png", "colour.png", "radial.png", "transfer.png", "low_data.png"):
         assert (tmp_path / "rep" / name).read_bytes()[:4] == b"\x89PNG", name
