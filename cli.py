@@ -321,13 +321,16 @@ def evaluate(
     realism_only: bool = typer.Option(False, "--realism-only", help="Only the realism part (statistics, C2ST, "
                                                                     "contact sheet: minutes), e.g. while tuning a "
                                                                     "scene; no segmenter or patch classifier."),
+    adapt_bn: List[Path] = typer.Option([], "--adapt-bn", help="Real folder(s) whose frames, labels unused, also "
+                                        "re-estimate the synthetic-only U-Net's batch-norm statistics, scored "
+                                        "beside it; a --real folder lends its training split only."),
 ) -> None:
     """Will these synthetic frames help on my real data? Realism, transfer and low-data curves in one report."""
     from synth.classifier.evaluate import EvaluateConfig, run_evaluate
 
     cfg = EvaluateConfig(synthetic=str(synthetic), real=[str(p) for p in real], out=str(out), budget=budget,
                          set=list(set_), seed=seed, threads=threads, overwrite=overwrite,
-                         realism_only=realism_only)
+                         realism_only=realism_only, adapt_bn=[str(p) for p in adapt_bn])
     cfg.validate()  # bad input fails before the progress bar appears
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 

@@ -165,6 +165,10 @@ class EvaluateConfig:
     # Realism only (statistics, C2ST, contact sheet: minutes) is the quick loop for tuning a scene;
     # the transfer part (segmenter, patch classifier, low data) says whether it mattered.
     realism_only: bool = False
+    # Real folders whose frames (labels unused) re-estimate the synthetic-only U-Net's batch-norm
+    # statistics (synth classify --adapt-bn), scored beside the plain network. A --real folder given
+    # here lends its training split only.
+    adapt_bn: list[str] = field(default_factory=list)
 
     def validate(self) -> Budget:
         if not self.real:
@@ -509,6 +513,18 @@ class Evaluation:
             points.append(point)
         self.payload["low_data"][f.name][task] = {"metric": word, "points": points}
 
+    def _adapt_frames(self, f: Folder, pool: np.ndarray, names: list[str], kw: dict) -> np.ndarray:
+        """The --adapt-bn frames prepared as the segmenter's inputs: every frame of each folder, or
+        only the training split of the real folder under test (never its held-out frames)."""
+        from synth.classifier.data import Selection, SourceSpec, load_arrays
+
+        sels = []
+        for path in self.cfg.adapt_bn:
+            ds = _open(path, "--adapt-bn")
+            idx = pool if Path(path).resolve() == Path(f.path).resolve() else np.arange(len(ds))
+            sels.append(Selection(SourceSpec("adapt-bn", path), ds, idx))
+        return load_arrays(sels, names, **{**kw, "with_masks": False}).images
+
     def _segmentation(self, f: Folder, pool: np.ndarray, test: np.ndarray) -> None:
 
         from synth.classifier.data import Selection, SourceSpec, load_arrays
@@ -538,10 +554,9 @@ class Evaluation:
             out = {"held_out": _seg_summary(evaluate_segmenter(model, held, scfg, names))}
             if what == "synthetic only":  # it saw no real frame: every real frame is a fair test
                 out["all_real_frames"] = _seg_summary(evaluate_segmenter(model, concat(train_pool, held), scfg, names))
-                # The same network with batch-norm statistics of the real training split, labels unused
-                # (synth classify --adapt-bn): what unlabelled frames of this camera buy.
-                adapt_batchnorm(model, train_pool.images, scfg.batch_size)
-                out["held_out_adapted_bn"] = _seg_summary(evaluate_segmenter(model, held, scfg, names))
+                if self.cfg.adapt_bn:  # the same network, batch norm re-estimated on unlabelled real frames
+                    adapt_batchnorm(model, self._adapt_frames(f, pool, names, kw), scfg.batch_size)
+                    out["held_out_adapted_bn"] = _seg_summary(evaluate_segmenter(model, held, scfg, names))
             return out
 
         self._runs(f, pool, train_syn, train_pool, train, _seg_score, 0.0, "segmentation")
@@ -551,8 +566,7 @@ class Evaluation:
         import torch
 
         from synth.nets.models import build_model, split_head
-        from synth.classifier.train import (BATCHNORM_MODELS, ClassifyConfig, adapt_batchnorm, default_lr, evaluate,
-                                            fit, to_input)
+        from synth.classifier.train import ClassifyConfig, default_lr, evaluate, fit, to_input
         from synth.measure import MetricError
         from synth.measure.frechet import frechet_distance
 
@@ -585,11 +599,8 @@ class Evaluation:
             tests = {"held_out": held}
             if what == "synthetic only":
                 tests["all_real_frames"] = concat(train_pool, held)
-            res = {k: _cls_summary(m) for k, m in evaluate(model, tests, pcfg, PATCH_CLASSES).items()}
-            if what == "synthetic only" and b.patch_model in BATCHNORM_MODELS:
-                adapt_batchnorm(model, train_pool.images, pcfg.batch_size)  # as for the segmenter
-                res["held_out_adapted_bn"] = _cls_summary(evaluate(model, {"h": held}, pcfg, PATCH_CLASSES)["h"])
-            return res
+            res = evaluate(model, tests, pcfg, PATCH_CLASSES)
+            return {k: _cls_summary(m) for k, m in res.items()}
 
         self._runs(f, pool, train_syn, train_pool, train, lambda m: m.get("auc"), 0.5, "patch_classifier")
         entry = self.payload["transfer"][f.name]["patch_classifier"]

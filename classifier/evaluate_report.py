@@ -145,10 +145,9 @@ def markdown(payload: dict) -> str:
     if rows:
         out.append("Trained on the synthetic folder only, and on the real folder's training split; tested on its "
                    f"held-out split ({int(b['holdout'] * 100)} % of the frames, by frame, seeded), and the "
-                   "synthetic-only model also on every real frame used, and with its batch-norm statistics "
-                   "re-estimated on the real training split, labels unused (`synth classify --adapt-bn`). "
-                   "\"Reaches\": the synthetic-only score as a share of the real-trained one (for AUC, of its gain "
-                   "over chance, 0.5).")
+                   "synthetic-only model also on every real frame used, and (with `--adapt-bn DIR`) with its "
+                   "batch-norm statistics re-estimated on DIR's frames, labels unused. \"Reaches\": the "
+                   "synthetic-only score as a share of the real-trained one (for AUC, of its gain over chance, 0.5).")
         out += ["", "| real folder | task | metric | synthetic only, held-out | synthetic only, batch norm "
                 "adapted, held-out | synthetic only, all real frames | "
                 "real-trained, held-out | synthetic reaches | training items (synthetic / real) |",
