@@ -54,9 +54,9 @@ def train_cmd(
     crop: Optional[int] = typer.Option(_TRAIN.crop, "--crop", help="Learn random NxN crops of the frames (at "
                                        "--resolution) instead of whole frames: a texture model without "
                                        "attention that `synth refine` applies to whole frames."),
-    crop_radius: float = typer.Option(_TRAIN.crop_radius, "--crop-radius", help="Crops lie inside the central "
-                                      "circle of this radius (fraction of half the side), away from borders "
-                                      "and on-screen text."),
+    crop_radius: Optional[float] = typer.Option(_TRAIN.crop_radius, "--crop-radius", help="Crops lie inside the "
+                                                "central circle of this radius (fraction of half the side; "
+                                                "default 0.88), away from borders and on-screen text."),
     channels: str = typer.Option(",".join(map(str, _TRAIN.channels)), "--channels",
                                  help="U-Net widths per level, comma-separated."),
     layers_per_block: int = typer.Option(_TRAIN.layers_per_block, "--layers-per-block"),

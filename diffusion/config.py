@@ -16,6 +16,9 @@ from synth import UserError
 
 SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
 PREDICTIONS = {"epsilon": "epsilon", "v": "v_prediction"}
+# Crops of a texture model lie inside the central circle of this radius (fraction of half the side):
+# Kvasir-SEG's octagonal border and on-screen text stay outside it.
+CROP_RADIUS = 0.88
 
 
 class ModelError(UserError):
@@ -112,7 +115,7 @@ class TrainConfig:
     # `crop_radius` x half the side, so a scope's black border, on-screen text and thumbnail box
     # are not learned as texture.
     crop: int | None = None
-    crop_radius: float = 0.88
+    crop_radius: float | None = None  # None: CROP_RADIUS (unset, so runs saved before crops existed resume)
     learned_variance: bool = ModelConfig.learned_variance
     schedule: str = "cosine"  # cosine + v: 22x lower FD than linear + epsilon at equal steps (docs/DIFFUSION.md)
     prediction: str = "v"
@@ -148,13 +151,13 @@ class TrainConfig:
             raise TrainError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise TrainError(f"--mixed-precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+        if self.crop_radius is not None and not 0.0 < self.crop_radius <= 1.5:
+            raise TrainError(f"--crop-radius must be in (0, 1.5] (fraction of half the side), got {self.crop_radius}")
         if self.crop is not None:
             if self.crop <= 0:
                 raise TrainError(f"--crop must be a positive number of pixels, got {self.crop}")
-            if not 0.0 < self.crop_radius <= 1.5:
-                raise TrainError(f"--crop-radius must be in (0, 1.5] (fraction of half the side), got {self.crop_radius}")
             if self.resolution is not None:
-                check_crop(self.crop, self.crop_radius, self.resolution)
+                check_crop(self.crop, self.circle, self.resolution)
         if self.mixed_precision == "fp16":
             import torch
 
@@ -162,11 +165,16 @@ class TrainConfig:
                 raise TrainError("--mixed-precision fp16 needs a GPU; use bf16 or no on a CPU")
         return self
 
+    @property
+    def circle(self) -> float:
+        """The radius (fraction of half the side) that crops lie within."""
+        return CROP_RADIUS if self.crop_radius is None else self.crop_radius
+
     def model_config(self, class_names: list[str], resolution: int, image_channels: int = 3) -> ModelConfig:
         """The network for frames of `resolution` px (the data's size); a crop-trained one is built at
         the crop size, without attention, and remembers the frame size."""
         if self.crop is not None:
-            check_crop(self.crop, self.crop_radius, resolution)
+            check_crop(self.crop, self.circle, resolution)
         return ModelConfig(
             resolution=self.crop or resolution, channels=tuple(self.channels), layers_per_block=self.layers_per_block,
             attention=self.attention and self.crop is None, class_names=list(class_names),

@@ -254,7 +254,7 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False, da
             x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(-1), x0)
             m = torch.where(flip.view(-1, 1, 1), m.flip(-1), m)
         if cfg.crop:
-            x0, m = random_crops(x0, m, cfg.crop, cfg.crop_radius, g)
+            x0, m = random_crops(x0, m, cfg.crop, cfg.circle, g)
         noise = torch.randn(x0.shape, generator=g)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=g)
         y = labels[idx].clone()

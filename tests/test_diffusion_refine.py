@@ -172,3 +172,17 @@ def test_crop_bad_input(data, tmp_path):
         train(TrainConfig(out=str(tmp_path / "b"), crop=0, **base), **QUIET)
     with pytest.raises(TrainError, match="--crop-radius"):
         train(TrainConfig(out=str(tmp_path / "c"), crop=8, crop_radius=2.0, **base), **QUIET)
+
+
+def test_a_run_saved_before_crops_existed_still_resumes(data, tmp_path):
+    """Runs whose config.json predates --crop/--crop-radius resume: the new keys default to unset."""
+    import json
+
+    cfg = TrainConfig(data=[str(data["real"])], out=str(tmp_path / "run"), resolution=16, condition="none",
+                      channels=(8, 16), timesteps=50, steps=2, batch_size=2, warmup_steps=1, checkpoint_every=1,
+                      sample_every_checkpoint=False)
+    train(cfg, **QUIET)
+    path = tmp_path / "run" / "config.json"
+    old = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("crop", "crop_radius")}
+    path.write_text(json.dumps(old))
+    train(cfg, resume=True, **QUIET)  # before crop_radius had an unset default: "config differs in: crop_radius"
