@@ -251,13 +251,15 @@ def data_subset(
     holdout: Optional[float] = typer.Option(None, "--holdout", help="Take the share from the training pool "
                                                                     "left when SOURCE is also the test set "
                                                                     "(synth classify --holdout)."),
+    test_part: bool = typer.Option(False, "--test-part", help="With --holdout: take the share from the held-out "
+                                                              "test frames instead of the training pool."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset in --out."),
 ) -> None:
     """Copy the few real frames a low-data run trains on into their own folder (to train a generator on)."""
     from synth.generator.subset import SubsetConfig, make_subset
 
     counts = make_subset(SubsetConfig(source=str(source), out=str(out), fraction=fraction, seed=seed,
-                                      holdout=holdout, overwrite=overwrite))
+                                      holdout=holdout, test_part=test_part, overwrite=overwrite))
     typer.echo(f"copied {sum(counts.values())} frames of {source} into {out} "
                f"({', '.join(f'{k}: {v}' for k, v in counts.items())})")
 

@@ -4,7 +4,9 @@ The share is exactly the one `synth classify --train NAME=DIR:FRACTION --seed S`
 (generator/splits.py), so a generative model (`synth diffusion train`, `synth vae train`,
 `synth gan train`) can learn from the same few real images the low-data classifier sees, and
 nothing of the rest leaks into the "10 % real" arm. With `--holdout H` the share is taken from
-the training pool that `synth classify` keeps when the folder is also the test set.
+the training pool that `synth classify` keeps when the folder is also the test set; adding
+`--test-part` takes it from the held-out test frames instead, so whatever was fitted on the pool
+(a generator, a calibrated scene, a refine's styles) can be measured on frames it never saw.
 
 Frames keep their ids, labels, masks and sources. Imports neither torch nor bpy.
 """
@@ -27,6 +29,7 @@ class SubsetConfig:
     fraction: float
     seed: int = 0
     holdout: float | None = None  # take the share from the training pool of this held-out split
+    test_part: bool = False  # ... or from its held-out test frames
     overwrite: bool = False
 
     def validate(self) -> None:
@@ -34,6 +37,8 @@ class SubsetConfig:
             raise DatasetError(f"--fraction must be in (0, 1], got {self.fraction}")
         if self.holdout is not None and not 0.0 < self.holdout < 1.0:
             raise DatasetError(f"--holdout must be between 0 and 1, got {self.holdout}")
+        if self.test_part and self.holdout is None:
+            raise DatasetError("--test-part takes the held-out frames of a split: give --holdout too (e.g. 0.3)")
         if Path(self.out).resolve() == Path(self.source).resolve():
             raise DatasetError("--out must differ from the source dataset")
 
@@ -42,7 +47,8 @@ def subset_indices(ds: Dataset, cfg: SubsetConfig) -> np.ndarray:
     """Indices of the frames `cfg` selects, in the source's order."""
     idx = np.arange(len(ds))
     if cfg.holdout is not None:
-        idx, _ = holdout_split(ds, cfg.holdout, cfg.seed)
+        pool, test = holdout_split(ds, cfg.holdout, cfg.seed)
+        idx = test if cfg.test_part else pool
     return np.sort(stratified_fraction([ds.records[i].label for i in idx], idx, cfg.fraction, cfg.seed))
 
 

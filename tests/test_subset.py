@@ -70,3 +70,22 @@ def test_subset_keeps_greyscale_and_refuses_bad_input(tmp_path):
     code, text = _run("data", "subset", src, "--fraction", 0.5, "--out", src)
     assert code == 2 and "differ" in text
     assert not (tmp_path / "bad").exists()
+
+
+def test_test_part_is_the_frames_classify_tests_on_and_the_pool_the_rest(tmp_path):
+    src = _folder(tmp_path / "src")
+    for part in ("pool", "test"):
+        extra = ["--test-part"] if part == "test" else []
+        code, text = _run("data", "subset", src, "--fraction", 1, "--holdout", 0.3, "--seed", 2,
+                          "--out", tmp_path / part, *extra)
+        assert code == 0, text
+    pool = {r.id for r in Dataset.open(tmp_path / "pool").records}
+    test = {r.id for r in Dataset.open(tmp_path / "test").records}
+    train = [SourceSpec.parse(f"real={src}:0", default_name="real")]
+    _, _, test_sel = select_sources(train, [SourceSpec.parse(f"t={src}", default_name="t")], seed=2, holdout=0.3)
+    src_ds = Dataset.open(src)
+    assert test == {src_ds.records[i].id for i in test_sel[0].indices}
+    assert not pool & test and pool | test == {r.id for r in src_ds.records}
+    code, text = _run("data", "subset", src, "--fraction", 1, "--test-part", "--out", tmp_path / "bad")
+    assert code == 2 and "--holdout" in text and len(text.strip().splitlines()) == 1
+    assert not (tmp_path / "bad").exists()
