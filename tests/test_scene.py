@@ -223,3 +223,18 @@ def test_a_frame_renders_the_same_after_other_lumens_as_alone(tmp_path):
     a = read_image(tmp_path / "all" / "images" / "000003.png")
     b = read_image(tmp_path / "alone" / "images" / "000003.png")
     assert np.array_equal(a, b)
+
+
+def test_scene_files_in_docs_load_and_differ_from_the_default_only_where_fitted():
+    # docs/scenes holds measured scenes (docs/RESULTS.md); a schema change that breaks one fails here, not for a user.
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "docs" / "scenes"
+    fitted = load_scene(folder / "cpchild-fitted.toml")
+    pink = load_scene(folder / "cpchild-fitted-default-colour.toml")
+    colour = ["mucosa.color_variation", "mucosa.hue", "mucosa.saturation", "mucosa.value"]
+    default = default_scene().to_dict()
+    changed = scene_diff(default, fitted.to_dict())
+    assert set(colour) <= set(changed) and all(k.split(".")[0] in {"mucosa", "artefacts", "camera"} for k in changed)
+    assert scene_diff(fitted.to_dict(), pink.to_dict()) == colour
+    assert not set(colour) & set(scene_diff(default, pink.to_dict()))
