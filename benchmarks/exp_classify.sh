@@ -46,16 +46,18 @@ ab600() {
 
 # ---- A spec at 2,000 frames ("Spec 6 at 2,000 frames")
 render2000() {
-  $S render --n 2000 --resolution 128 --seed 0 --workers 2 --out runs/v6/r2000
+  $S render --n 2000 --resolution 128 --seed 0 --workers 2 --out runs/v7/r2000
 }
 evaluate2000() {
-  $S evaluate runs/v6/r2000 --real runs/real/kvasir --real runs/real/cpchild --budget standard \
-    --set fractions=0.1 --threads 2 --out runs/v6/ev-standard
-  $S data patches runs/v6/r2000 --out runs/v6/r2000-patches --seed 0
-  $S classify --model resnet18 --epochs 10 --train rendered=runs/v6/r2000-patches --test real=runs/real/kvasir-patches \
-    --size 64 --fov none --online-aug --seed 0 --eval-at-end --batch-size 32 --threads 2 --out runs/v6/fair1-resnet18
-  $S classify --model unet --train rendered=runs/v6/r2000 --test real=runs/real/kvasir --size 128 --fov circle \
-    --online-aug --epochs 4 --batch-size 16 --eval-at-end --seed 0 --threads 2 --out runs/v6/row2-unet
+  $S evaluate runs/v7/r2000 --real runs/real/kvasir --real runs/real/cpchild --budget standard \
+    --set fractions=0.1 --threads 2 --out runs/v7/ev-standard
+  $S data patches runs/v7/r2000 --out runs/v7/r2000-patches --seed 0
+  for k in 0 1 2; do
+    $S classify --model resnet18 --epochs 10 --train rendered=runs/v7/r2000-patches --test real=runs/real/kvasir-patches \
+      --size 64 --fov none --online-aug --seed $k --eval-at-end --batch-size 32 --threads 2 --out runs/v7/fair1-s$k
+  done
+  $S classify --model unet --train rendered=runs/v7/r2000 --test real=runs/real/kvasir --size 128 --fov circle \
+    --online-aug --epochs 4 --batch-size 16 --eval-at-end --seed 0 --seeds 3 --threads 2 --out runs/v7/row2-unet
 }
 
 # ---- Augmentation that pays? ("Augmentation that pays"): generators on a real share of

@@ -36,7 +36,10 @@ from synth.rng import FRAME_STREAM, LESION_STREAM, SCENE_STREAM  # the stream ke
 # 5: the scope kept clear of the wall and of lesions; the default scene refitted to Kvasir-SEG.
 # 6: processor structure enhancement; fewer glints; lesions nearer the centre; nodular and
 #    vessel-free mottled lesion surfaces as scene options (off by default: they lowered transfer).
-SPEC_VERSION = 6
+# 7: the default scene's tone, vessels, glints and views fitted by `synth calibrate` on CP-CHILD's
+#    normal frames (the mucosa colour kept): darker, flatter frames with fainter, thinner vessels
+#    and fewer glints raised rendered-only transfer to Kvasir-SEG (docs/RESULTS.md). Same draws.
+SPEC_VERSION = 7
 
 
 def _rng(*key: int) -> np.random.Generator:

@@ -55,7 +55,7 @@ def test_lesion_surface_is_the_tissue_without_its_vessels_mottled():
 def test_specs_v4_round_trip_and_carry_the_new_look():
     specs = _specs(2, n=40)
     for s in specs:
-        assert s["spec_version"] == SPEC_VERSION == 6
+        assert s["spec_version"] == SPEC_VERSION == 7
         assert json.loads(json.dumps(s)) == s
         assert s["camera"]["view"] in VIEW_TYPES
         assert {"tone", "glint_strength", "chromatic_aberration", "overlay", "sharpen"} <= set(s["artefacts"])
