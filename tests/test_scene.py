@@ -31,8 +31,8 @@ def test_round_trip_load_write_load_is_equal(tmp_path):
     assert again == sc and again.to_dict() == sc.to_dict()
     assert loads(dumps(again)) == sc
     # A changed scene survives the trip too (tables, ranges, integer ranges).
-    changed = apply_sets(sc, ["camera.views.lumen=0.45", "camera.views.oblique=0.35", "camera.views.wall=0.2", "lesion.size_cm.flat=0.3,2.5",
-                              "mucosa.vessels.count=10,20", "artefacts.overlay_prob=0"])
+    changed = apply_sets(sc, ["camera.views.lumen=0.45", "camera.views.oblique=0.35", "camera.views.wall=0.2",
+                              "lesion.size_cm.flat=0.3,2.5", "mucosa.vessels.count=10,20", "artefacts.overlay_prob=0"])
     path.write_text(dumps(changed))
     assert load_scene(path) == changed != sc
 

@@ -5,9 +5,10 @@ The hashes were first computed with the code of commit b644e34 (spec version 4, 
 in generator/spec.py), recomputed for spec version 5 (the default scene's look fitted to real
 frames; the scope kept clear of the wall and of lesions) and for spec version 6 (processor structure
 enhancement; nodular, vessel-free lesion surfaces as options, off by default) and for spec version 7
-(tone, vessels, glints and views fitted to CP-CHILD's normal frames; the same draws). Floats are rounded to 10 significant digits before hashing so a last-bit
-difference of a libm on another machine does not fail the test; any real change of a range, a
-probability or the order of draws changes many digits. If a deliberate change of the sampler
+(tone, vessels, glints and views fitted to CP-CHILD's normal frames; the same draws). Floats are
+rounded to 10 significant digits before hashing so a last-bit difference of a libm on another
+machine does not fail the test; any real change of a range, a probability or the order of draws
+changes many digits. If a deliberate change of the sampler
 breaks these, bump SPEC_VERSION and recompute them.
 """
 
