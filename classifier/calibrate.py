@@ -91,6 +91,8 @@ GROUPS: dict[str, tuple[Param, ...]] = {
     # Vessel density, width and contrast.
     "vessels": (Param("mucosa.vessels.count", 0, 600), Param("mucosa.vessels.contrast", 0.0, 1.0),
                 Param("mucosa.vessels.width_px", 0.5, 4.0), Param("mucosa.vessels.deep_contrast", 0.0, 0.9)),
+    # Fine granular colour of the surface (spec version 8).
+    "texture": (Param("mucosa.mottle", 0.0, 1.0),),
     # Specular highlights: the wet speckle's strength and count, the clear coat's sharpness.
     "glint": (Param("artefacts.glint_strength", 0.0, 30.0), Param("mucosa.glint_threshold", 0.985, 0.9995),
               Param("mucosa.coat_roughness", 0.01, 0.4)),
@@ -105,6 +107,7 @@ GROUP_STATS: dict[str, tuple[str, ...]] = {
     "colour": ("L_mean", "a_mean", "b_mean", "chroma_mean", "ab_spread"),
     "tone": ("L_mean", "L_std", "centre_minus_edge", "dark_lumen", "chroma_mean"),
     "vessels": ("vessel_density", "high_freq", "edge_density"),
+    "texture": ("high_freq", "edge_density", "ab_spread"),
     "glint": ("specular_fraction", "specular_blobs", "specular_blob_size"),
     "lesion": ("lesion_area", "lesion_r"),
     "views": ("dark_lumen", "centre_minus_edge", "L_std", "edge_density"),

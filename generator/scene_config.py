@@ -108,6 +108,8 @@ class Mucosa:
     patch_saturation: tuple = _f("Saturation of the colour patches.", RANGE, lo=0.0, hi=1.0)
     patch_value: tuple = _f("Value of the colour patches.", RANGE, lo=0.0, hi=1.0)
     color_variation: tuple = _f("Strength of the patchy colour (0: uniform mucosa).", RANGE, lo=0.0, hi=1.0)
+    mottle: tuple = _f("Fine granular colour of the whole surface, lesions too: grains of 0.5-1.2 mm (0: none).",
+                       RANGE, lo=0.0, hi=1.0)
     mucus_prob: float = _f("Share of scenes with strands of mucus.", PROB)
     mucus: tuple = _f("Opacity of the mucus strands where there are any.", RANGE, lo=0.0, hi=1.0)
     mucus_strands: tuple = _f("Number of mucus strands per scene.", INT_RANGE, lo=0)

@@ -39,7 +39,10 @@ from synth.rng import FRAME_STREAM, LESION_STREAM, SCENE_STREAM  # the stream ke
 # 7: the default scene's tone, vessels, glints and views fitted by `synth calibrate` on CP-CHILD's
 #    normal frames (the mucosa colour kept): darker, flatter frames with fainter, thinner vessels
 #    and fewer glints raised rendered-only transfer to Kvasir-SEG (docs/RESULTS.md). Same draws.
-SPEC_VERSION = 7
+# 8: `mucosa.mottle`, a fine granular colour of the whole surface, drawn last in the scene stream:
+#    off in the default scene (it brought realism statistics closer but not transfer, docs/RESULTS.md),
+#    so the default frames are spec 7's, pixel for pixel; the specs gain the key.
+SPEC_VERSION = 8
 
 
 def _rng(*key: int) -> np.random.Generator:
@@ -141,6 +144,8 @@ def sample_scene(seed: int, scene_index: int, sc: SceneConfig | None = None) -> 
         # Lesion surface (spec version 6; generator/texture.bake_lesion_surface): the scene's tissue
         # without its submucosal vessel network, which a polyp's thickened surface hides, mottled.
         "lesion_mottle": _ur(rng, sc.lesion.mottle),
+        # Fine granular colour of the whole surface (spec version 8; generator/texture.bake_mucosa).
+        "mottle": _ur(rng, M.mottle),
     }
     return {"index": scene_index, "lumen": lumen, "mucosa": mucosa}
 

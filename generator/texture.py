@@ -1,5 +1,6 @@
-"""Mucosa surface maps baked in numpy from a scene spec: albedo with vessels, patches and mucus,
-and (spec version 6) the lesions' surface: the same tissue without the vessel network, mottled.
+"""Mucosa surface maps baked in numpy from a scene spec: albedo with vessels, patches, fine mottling
+(spec version 8) and mucus, and (spec version 6) the lesions' surface: the same tissue without the
+vessel network, mottled.
 
 Pure numpy + OpenCV, no bpy. Real colonic mucosa shows red branching submucosal vessels (thin
 sharp ones over wider blurred deeper ones), patchy colour and strands of mucus; procedural noise
@@ -98,6 +99,11 @@ def _patchy_base(rng: np.random.Generator, m: dict) -> np.ndarray:
     return albedo * (1.0 + np.clip(patch, -1, 0)[..., None] * -0.6)  # paler patches
 
 
+def _grain(rng: np.random.Generator) -> np.ndarray:
+    """Fine value noise in about [-1, 1]: two octaves, cells of about 1.2 and 0.5 mm (8 and 3 texels)."""
+    return _noise(rng, (TEX_H, TEX_W), (256, 128)) * 0.7 + _noise(rng, (TEX_H, TEX_W), (640, 320)) * 0.3
+
+
 def bake_lesion_surface(m: dict) -> np.ndarray:
     """Linear RGB albedo (TEX_H, TEX_W, 3) of the scene's lesions (spec version 6): the mucosa's own
     patchy tissue without the submucosal vessel network (an adenoma's thickened surface hides it:
@@ -106,8 +112,7 @@ def bake_lesion_surface(m: dict) -> np.ndarray:
     base blends into the wall around it."""
     albedo = _patchy_base(np.random.default_rng(int(m["texture_seed"])), m)
     rng = np.random.default_rng([int(m["texture_seed"]), 1])
-    mottle = _noise(rng, (TEX_H, TEX_W), (256, 128)) * 0.7 + _noise(rng, (TEX_H, TEX_W), (640, 320)) * 0.3
-    mottle *= m.get("lesion_mottle", 0.0)
+    mottle = _grain(rng) * m.get("lesion_mottle", 0.0)
     pale = np.clip(-mottle, 0, 1)[..., None]
     red = np.clip(mottle, 0, 1)[..., None]
     albedo = albedo * (1.0 - pale) + pale * np.asarray([0.85, 0.5, 0.45], np.float32)  # pinkish-white spots
@@ -126,6 +131,15 @@ def bake_mucosa(m: dict) -> np.ndarray:
     for layer, colour, contrast in ((deep, vd["deep_color"], vd["deep_contrast"]), (thin, vd["color"], vd["contrast"])):
         a = (layer * contrast)[..., None]
         albedo = albedo * (1.0 - a) + srgb_to_linear(colour)[None, None, :] * a
+    if m.get("mottle", 0.0) > 0:
+        # Spec version 8: the whole mucosa's fine granular colour (real frames carry 1.5x the fine
+        # texture of smooth renders): redder and lighter spots of about 1.2 and 0.5 mm over the
+        # vessels, the tissue's own hue (not the lesion option's white spots). Its own stream, so a
+        # scene without it bakes what spec 7 baked; lesions sample this map, so they share it.
+        grain = _grain(np.random.default_rng([int(m["texture_seed"]), 2])) * m["mottle"]
+        red = np.clip(grain, 0, 1)[..., None]
+        light = np.clip(-grain, 0, 1)[..., None]
+        albedo = albedo * (1.0 - red * np.asarray([0.05, 0.4, 0.4], np.float32)) * (1.0 + 0.6 * light)
     if m.get("mucus", 0.0) > 0:
         mu = (_strands(rng, int(m["mucus_strands"])) * m["mucus"])[..., None]
         albedo = albedo * (1.0 - mu) + srgb_to_linear(m["mucus_color"])[None, None, :] * mu

@@ -3,6 +3,7 @@ overlays. Pure numpy; the renders that use them are tested in test_render.py."""
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -52,10 +53,32 @@ def test_lesion_surface_is_the_tissue_without_its_vessels_mottled():
     assert (green > 1.02).mean() > 0.05 and (green < 0.98).mean() > 0.05
 
 
+def test_mottle_grains_the_whole_surface_in_the_tissue_own_hue():
+    m = sample_scene(3, 0)["mucosa"]
+    plain = json.loads(json.dumps(m))
+    plain["mottle"] = 0.0
+    without_key = {k: v for k, v in plain.items() if k != "mottle"}
+    assert np.array_equal(bake_mucosa(plain), bake_mucosa(without_key))  # off: the spec-7 bake, texel for texel
+    grainy = json.loads(json.dumps(plain))
+    grainy["mottle"] = 0.6
+    a, b = bake_mucosa(grainy), bake_mucosa(json.loads(json.dumps(grainy)))
+    assert np.array_equal(a, b)  # a pure function of the spec
+    flat = bake_mucosa(plain)
+    ratio = a[..., 1] / np.maximum(flat[..., 1], 1e-6)
+    assert (ratio > 1.05).mean() > 0.1 and (ratio < 0.95).mean() > 0.1  # lighter and redder grains
+    assert abs(float(a.mean() / flat.mean()) - 1.0) < 0.1  # texture, not a change of overall brightness
+
+    def fine(img):  # energy at the grain's scale: the image minus its 4-texel blur
+        g = img[..., 1]
+        return float(np.abs(g - cv2.GaussianBlur(g, (0, 0), 4)).mean())
+
+    assert fine(a) > 1.5 * fine(flat)
+
+
 def test_specs_v4_round_trip_and_carry_the_new_look():
     specs = _specs(2, n=40)
     for s in specs:
-        assert s["spec_version"] == SPEC_VERSION == 7
+        assert s["spec_version"] == SPEC_VERSION == 8
         assert json.loads(json.dumps(s)) == s
         assert s["camera"]["view"] in VIEW_TYPES
         assert {"tone", "glint_strength", "chromatic_aberration", "overlay", "sharpen"} <= set(s["artefacts"])
