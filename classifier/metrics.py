@@ -87,13 +87,9 @@ def _f(x) -> float | None:
     return None if np.isnan(x) else x
 
 
-def segmentation_metrics(pred: np.ndarray, truth: np.ndarray, eps: float = 1e-7) -> dict:
-    """Dice and IoU of binary masks (N, H, W): mean over images and pooled over all pixels; pixel
-    precision and recall pooled over all pixels.
-
-    An image whose truth and prediction are both empty scores 1 (nothing to find, nothing
-    found); the mean over images that contain a lesion is reported separately.
-    """
+def per_image_overlap(pred: np.ndarray, truth: np.ndarray, eps: float = 1e-7) -> dict[str, np.ndarray]:
+    """Per image of binary masks (N, H, W): predicted, true and shared pixel counts, Dice and IoU
+    (an image whose truth and prediction are both empty scores 1: nothing to find, nothing found)."""
     pred = np.asarray(pred).astype(bool)
     truth = np.asarray(truth).astype(bool)
     inter = (pred & truth).reshape(len(pred), -1).sum(1).astype(np.float64)
@@ -101,8 +97,20 @@ def segmentation_metrics(pred: np.ndarray, truth: np.ndarray, eps: float = 1e-7)
     t = truth.reshape(len(truth), -1).sum(1).astype(np.float64)
     union = p + t - inter
     empty = (p + t) == 0
-    dice = np.where(empty, 1.0, 2 * inter / np.maximum(p + t, eps))
-    iou = np.where(empty, 1.0, inter / np.maximum(union, eps))
+    return {"pred": p, "truth": t, "inter": inter, "union": union,
+            "dice": np.where(empty, 1.0, 2 * inter / np.maximum(p + t, eps)),
+            "iou": np.where(empty, 1.0, inter / np.maximum(union, eps))}
+
+
+def segmentation_metrics(pred: np.ndarray, truth: np.ndarray, eps: float = 1e-7) -> dict:
+    """Dice and IoU of binary masks (N, H, W): mean over images and pooled over all pixels; pixel
+    precision and recall pooled over all pixels.
+
+    An image whose truth and prediction are both empty scores 1 (nothing to find, nothing
+    found); the mean over images that contain a lesion is reported separately.
+    """
+    o = per_image_overlap(pred, truth, eps)
+    inter, p, t, union, dice, iou = o["inter"], o["pred"], o["truth"], o["union"], o["dice"], o["iou"]
     has = t > 0
     return {
         "n": int(len(pred)),

@@ -10,6 +10,7 @@ classify did not write is refused (generator/run_folder.py says why).
     report.md         the same as tables
     config.json       the config alone
     predictions.csv   per test frame: test set, source, folder, id, true label, class probabilities
+                      (segmentation: true and predicted lesion pixels, Dice and IoU, first seed)
     curves.png        loss and accuracy (or Dice) per epoch
     roc.png, confusion.png      of the last run (classification)
     transfer_curve.png          (protocol curve)
@@ -58,6 +59,8 @@ def write_report(out: Path, payload: dict, extras: dict, overwrite: bool, log=pr
         (tmp / "report.md").write_text(markdown(payload), encoding="utf-8")
         if probs and extras.get("test_origin"):
             _write_predictions(tmp / "predictions.csv", probs, extras, payload["class_names"])
+        if extras.get("per_image"):
+            _write_segment_predictions(tmp / "predictions.csv", extras["per_image"])
         if "model_state" in extras:
             import torch
 
@@ -85,6 +88,15 @@ def _write_predictions(path: Path, probs: dict, extras: dict, class_names) -> No
     for name, p in probs.items():
         for (src, folder, fid), y, row in zip(extras["test_origin"][name], extras["test_labels"][name], p):
             lines.append(f"{name},{src},{folder},{fid},{class_names[int(y)]}," + ",".join(f"{v:.6f}" for v in row))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _write_segment_predictions(path: Path, per_image: dict) -> None:
+    lines = ["test_set,source,folder,id,true_pixels,predicted_pixels,dice,iou"]
+    for name, (origin, o) in per_image.items():
+        for k, (src, folder, fid) in enumerate(origin):
+            lines.append(f"{name},{src},{folder},{fid},{int(o['truth'][k])},{int(o['pred'][k])},"
+                         f"{o['dice'][k]:.6f},{o['iou'][k]:.6f}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 

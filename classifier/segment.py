@@ -20,7 +20,7 @@ from dataclasses import replace
 import numpy as np
 
 from synth.classifier.data import Arrays, ClassifyError, fov_mask, strong_augment
-from synth.classifier.metrics import classification_metrics, segmentation_metrics, stats
+from synth.classifier.metrics import classification_metrics, per_image_overlap, segmentation_metrics, stats
 from synth.classifier.protocols import report_payload
 from synth.classifier.report import SEG_KEYS
 from synth.classifier.train import RealStyler, adapt_batchnorm, batches_for_epoch, load_data
@@ -69,6 +69,11 @@ def run_segment(cfg, train_specs, test_specs, log):
                                 "history": history, "test": results})
         if s == cfg.seed:
             extras["examples"] = _examples(model, next(iter(data.test.values())), cfg)
+            # predictions.csv: every test frame's Dice and pixel counts, so what the segmenter misses
+            # can be looked up frame by frame (this seed's network, the one of the examples).
+            extras["per_image"] = {
+                name: (arr.origin, per_image_overlap(_scored_masks(model, arr, cfg) > 0.5, arr.masks))
+                for name, arr in data.test.items()}
             if cfg.save_model:
                 extras["model_state"] = model.state_dict()
     if len(seeds) > 1:
@@ -160,11 +165,16 @@ def predict_masks(model, arr: Arrays, batch_size: int = 64) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0,) + arr.images.shape[2:])
 
 
-def evaluate_segmenter(model, arr: Arrays, cfg, class_names) -> dict:
-
+def _scored_masks(model, arr: Arrays, cfg) -> np.ndarray:
+    """Lesion probability per pixel, zero outside the field of view the metrics are taken in."""
     prob = predict_masks(model, arr)
     if cfg.fov == "circle":
         prob = prob * fov_mask(cfg.size, cfg.fov_radius)
+    return prob
+
+
+def evaluate_segmenter(model, arr: Arrays, cfg, class_names) -> dict:
+    prob = _scored_masks(model, arr, cfg)
     m = segmentation_metrics(prob > 0.5, arr.masks)
     if len(np.unique(arr.labels)) == 2 and len(class_names) == 2:
         score = prob.reshape(len(prob), -1).max(1)

@@ -33,6 +33,16 @@ def test_unet_learns_toy_masks_and_writes_report(tmp_path):
     for name in ("curves.png", "examples.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     assert "dice_lesion_images" in (out / "report.md").read_text()
+    # predictions.csv: one row per test frame whose Dice and IoU average to the report's
+    rows = (out / "predictions.csv").read_text().splitlines()
+    assert rows[0] == "test_set,source,folder,id,true_pixels,predicted_pixels,dice,iou"
+    cells = [r.split(",") for r in rows[1:]]
+    assert len(cells) == m["n"] == 16 and {c[0] for c in cells} == {"real"}
+    assert len({c[3] for c in cells}) == 16  # every frame once
+    dice = np.array([float(c[6]) for c in cells])
+    assert dice.mean() == pytest.approx(m["dice"], abs=1e-5)
+    lesion = np.array([int(c[4]) for c in cells]) > 0
+    assert dice[lesion].mean() == pytest.approx(m["dice_lesion_images"], abs=1e-5)
 
 
 def test_unet_rejects_bad_input(tmp_path):
