@@ -53,13 +53,16 @@ def run_segment(cfg, train_specs, test_specs, log):
         model, info = build_segmenter(cfg.model, weights=cfg.weights, log=log)
         payload["model"] = info
         history = fit_segmenter(model, data.train, data.test, run_cfg, log, style=data.style)
-        results = {name: evaluate_segmenter(model, arr, cfg, data.class_names) for name, arr in data.test.items()}
+        overlaps: dict = {}  # per test set, the per-frame overlaps of the network that is the result
+        results = {name: evaluate_segmenter(model, arr, cfg, data.class_names, overlaps.setdefault(name, {}))
+                   for name, arr in data.test.items()}
         if data.adapt is not None:
             # The adapted network is the result; the same weights before adaptation are kept beside
             # it ("NAME, unadapted"), so the two are compared without any other difference.
             before = {f"{name}, unadapted": m for name, m in results.items()}
             adapt_batchnorm(model, data.adapt.images, cfg.batch_size)
-            results = {name: evaluate_segmenter(model, arr, cfg, data.class_names) for name, arr in data.test.items()}
+            results = {name: evaluate_segmenter(model, arr, cfg, data.class_names, overlaps[name])
+                       for name, arr in data.test.items()}
             log("[segment] after batch-norm adaptation: " + ", ".join(
                 f"{name} dice {before[name + ', unadapted']['dice_lesion_images'] or 0:.3f} -> "
                 f"{m['dice_lesion_images'] or 0:.3f}" for name, m in results.items()))
@@ -71,9 +74,7 @@ def run_segment(cfg, train_specs, test_specs, log):
             extras["examples"] = _examples(model, next(iter(data.test.values())), cfg)
             # predictions.csv: every test frame's Dice and pixel counts, so what the segmenter misses
             # can be looked up frame by frame (this seed's network, the one of the examples).
-            extras["per_image"] = {
-                name: (arr.origin, per_image_overlap(_scored_masks(model, arr, cfg) > 0.5, arr.masks))
-                for name, arr in data.test.items()}
+            extras["per_image"] = {name: (arr.origin, overlaps[name]) for name, arr in data.test.items()}
             if cfg.save_model:
                 extras["model_state"] = model.state_dict()
     if len(seeds) > 1:
@@ -165,16 +166,14 @@ def predict_masks(model, arr: Arrays, batch_size: int = 64) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0,) + arr.images.shape[2:])
 
 
-def _scored_masks(model, arr: Arrays, cfg) -> np.ndarray:
-    """Lesion probability per pixel, zero outside the field of view the metrics are taken in."""
+def evaluate_segmenter(model, arr: Arrays, cfg, class_names, per_image: dict | None = None) -> dict:
+    """Segmentation metrics of `model` on `arr` inside the field of view; `per_image`, if given, is
+    filled with the per-frame overlaps (metrics.per_image_overlap) the metrics come from."""
     prob = predict_masks(model, arr)
     if cfg.fov == "circle":
         prob = prob * fov_mask(cfg.size, cfg.fov_radius)
-    return prob
-
-
-def evaluate_segmenter(model, arr: Arrays, cfg, class_names) -> dict:
-    prob = _scored_masks(model, arr, cfg)
+    if per_image is not None:
+        per_image.update(per_image_overlap(prob > 0.5, arr.masks))
     m = segmentation_metrics(prob > 0.5, arr.masks)
     if len(np.unique(arr.labels)) == 2 and len(class_names) == 2:
         score = prob.reshape(len(prob), -1).max(1)
