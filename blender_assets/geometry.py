@@ -1,7 +1,7 @@
 """Lumen and lesion meshes as Blender objects. Imports bpy.
 
-The lumen's vertex arrays come from `synth.generator.lumen` (pure numpy); lesion meshes are built
-here from their spec numbers. No randomness: everything is read from the frame spec.
+The lumen's vertex arrays come from `synth.generator.lumen`, the lesions' and mounds' from
+`synth.generator.lesion_mesh` (both pure numpy). No randomness: everything is read from the frame spec.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import math
 import bpy
 import numpy as np
 
+from synth.generator.lesion_mesh import (conform_to_wall, dome_arrays, lesion_basis, mound_arrays,
+                                         pedunculated_arrays, wall_under)
 from synth.generator.lumen import LumenSampler, LumenShape, mesh_arrays
 
 TAU = 2.0 * math.pi
@@ -55,95 +57,20 @@ def build_lumen(lumen: dict) -> bpy.types.Object:
 # --------------------------------------------------------------------------- lesions
 
 
-def _grid_faces(n_rows: int, n_cols: int, wrap: bool = True) -> np.ndarray:
-    i = np.arange(n_rows - 1)[:, None]
-    j = np.arange(n_cols if wrap else n_cols - 1)[None, :]
-    jn = (j + 1) % n_cols
-    return np.stack([i * n_cols + j, (i + 1) * n_cols + j, (i + 1) * n_cols + jn, i * n_cols + jn],
-                    axis=-1).reshape(-1, 4)
-
-
-def _outline(les: dict, u: np.ndarray) -> np.ndarray:
-    """Lobulated, elongated base outline radius as a function of angle u."""
-    r = 1.0 + les["lobulation"] * np.sin(les["lobes"] * u + les["spin"])
-    e = les["elongation"]
-    return r / np.sqrt((np.cos(u) / e) ** 2 + (np.sin(u) * e) ** 2)
-
-
-def dome_arrays(les: dict, n_u: int = 40, n_v: int = 14, skirt: float = 0.45):
-    """A dome (sessile or flat lesion) in lesion-local coordinates: z along the wall normal.
-
-    The skirt continues below z=0 so the lesion sinks into a curved wall without a gap.
-    """
-    u = np.linspace(0, TAU, n_u, endpoint=False)
-    v = np.linspace(0.0, 1.0, n_v)  # 0 at the apex, 1 at the bottom of the skirt
-    phi = v * (math.pi / 2 + skirt)
-    size, height = les["size"], les["height"]
-    rad = np.sin(np.minimum(phi, math.pi / 2))[:, None] * _outline(les, u)[None, :] * size
-    rad = rad * (1.0 + np.maximum(phi - math.pi / 2, 0)[:, None] * 0.2)
-    z = height * size * np.cos(phi)[:, None] * np.ones_like(u)[None, :]
-    z = np.where(phi[:, None] > math.pi / 2, -size * (phi[:, None] - math.pi / 2) * 0.9, z)
-    verts = np.stack([rad * np.cos(u)[None, :], rad * np.sin(u)[None, :], z], axis=-1).reshape(-1, 3)
-    # Collapse the apex ring to one point (tiny ring keeps the grid regular).
-    return verts, _grid_faces(n_v, n_u)
-
-
-def pedunculated_arrays(les: dict, n_u: int = 32):
-    """A stalk (tilted cylinder sunk into the wall) topped by a lobulated head."""
-    size = les["size"]
-    L, sr = les["stalk_length"], les["stalk_radius"] * size
-    tilt, tdir = les["stalk_tilt"], les["stalk_tilt_dir"]
-    axis = np.array([math.sin(tilt) * math.cos(tdir), math.sin(tilt) * math.sin(tdir), math.cos(tilt)])
-    u = np.linspace(0, TAU, n_u, endpoint=False)
-    # Stalk: from below the wall up to inside the head.
-    ts = np.linspace(-0.3, L + 0.5 * size, 6)
-    ref = np.array([1.0, 0, 0]) if abs(axis[0]) < 0.9 else np.array([0, 1.0, 0])
-    e1 = np.cross(axis, ref)
-    e1 /= np.linalg.norm(e1)
-    e2 = np.cross(axis, e1)
-    flare = 1.0 + 0.6 * np.exp(-np.maximum(ts, 0) / 0.15)  # broader where it meets the wall
-    ring = np.cos(u)[None, :, None] * e1 + np.sin(u)[None, :, None] * e2
-    stalk = ts[:, None, None] * axis + (sr * flare)[:, None, None] * ring
-    stalk_v = stalk.reshape(-1, 3)
-    stalk_f = _grid_faces(len(ts), n_u)
-    # Head: a lobulated ellipsoid centred past the top of the stalk.
-    n_v = 16
-    v = np.linspace(0, math.pi, n_v)
-    out = _outline(les, u)
-    hx = np.sin(v)[:, None] * out[None, :] * size
-    hz = np.cos(v)[:, None] * size * les["height"] * np.ones_like(u)[None, :]
-    centre = axis * (L + size * 0.8 * les["height"])
-    head = (centre + hx[..., None] * (np.cos(u)[None, :, None] * e1 + np.sin(u)[None, :, None] * e2)
-            + hz[..., None] * axis)
-    head_v = head.reshape(-1, 3)
-    head_f = _grid_faces(n_v, n_u) + len(stalk_v)
-    return np.concatenate([stalk_v, head_v]), np.concatenate([stalk_f, head_f])
-
-
-def lesion_basis(les: dict) -> np.ndarray:
-    """4x4 world matrix: origin on the wall, z along the inward wall normal, x turned by `spin`."""
-    z = np.asarray(les["normal"], float)
-    ref = np.array([0, 0, 1.0]) if abs(z[2]) < 0.9 else np.array([1.0, 0, 0])
-    x = np.cross(ref, z)
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    c, s = math.cos(les["spin"]), math.sin(les["spin"])
-    x, y = c * x + s * y, -s * x + c * y
-    m = np.eye(4)
-    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = x, y, z, les["location"]
-    return m
-
-
-def conform_to_wall(verts: np.ndarray, les: dict, sampler: LumenSampler) -> np.ndarray:
-    """World positions of lesion-local vertices draped over the curved wall.
-
-    (x, y) are taken along the wall from the lesion's centre and z along the local wall normal, so a
-    flat lesion follows the wall instead of being buried by its curvature.
-    """
-    m = lesion_basis(les)
+def build_mound(mound: dict, sampler: LumenSampler, name: str) -> bpy.types.Object:
+    """A mound (spec version 9): the wall itself raised. Its texture coordinates are the wall's
+    (theta / 2 pi, s) under each vertex, so it carries the wall's own texels, vessels and speckle
+    (give it the scene's mucosa material); object index 0, so it never enters the mask."""
+    verts, faces = mound_arrays(mound)
+    m = lesion_basis(mound)
     q = m[:3, 3] + verts[:, :1] * m[:3, 0] + verts[:, 1:2] * m[:3, 1]
-    s, theta, _ = sampler.local_many(q)
-    return sampler.wall_points(s, theta) + verts[:, 2:3] * sampler.wall_normals(s, theta)
+    base, normals, s, theta = wall_under(q, sampler)
+    world = base + verts[:, 2:3] * normals
+    # Unwrapped around the mound's own angle: the texture repeats, so u past 0 or 1 is the same texel.
+    theta = mound["theta"] + (theta - mound["theta"] + math.pi) % TAU - math.pi
+    obj = mesh_object(name, world, faces, np.stack([theta / TAU, s], axis=-1))
+    obj.pass_index = 0
+    return obj
 
 
 def build_lesion(les: dict, sampler: LumenSampler) -> bpy.types.Object:
@@ -155,7 +82,10 @@ def build_lesion(les: dict, sampler: LumenSampler) -> bpy.types.Object:
         obj.matrix_world = Matrix(lesion_basis(les).tolist())
     else:
         verts, faces = dome_arrays(les)
-        obj = mesh_object(f"lesion_{les['instance']}", conform_to_wall(verts, les, sampler), faces)
+        obj = mesh_object(f"lesion_{les['instance']}",
+                          conform_to_wall(verts, les, sampler,
+                                          keep_dome=les["type"] == "sessile" and les.get("keep_dome", False)),
+                          faces)
     # The object-index pass writes this id into the mask: lesion k is mask value k.
     obj.pass_index = int(les["instance"])
     return obj

@@ -17,7 +17,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from synth.blender_assets.geometry import build_lesion, build_lumen, remove_object
+from synth.blender_assets.geometry import build_lesion, build_lumen, build_mound, remove_object
 from synth.blender_assets.materials import GLINT_AOV, lesion_material, mucosa_material
 from synth.blender_assets.optics import setup_camera, setup_lights
 from synth.generator.lumen import LumenSampler, LumenShape
@@ -154,13 +154,17 @@ class FrameRenderer:
         self._scene_key = key
         return True
 
-    def _set_lesions(self, lesions: list[dict], mucosa: dict) -> None:
+    def _set_lesions(self, lesions: list[dict], mucosa: dict, mounds: list[dict]) -> None:
         for obj in self._lesions:
             remove_object(obj)
         self._lesions = []
         for les in lesions:
             obj = build_lesion(les, self._sampler)
             obj.data.materials.append(lesion_material(les, mucosa))
+            self._lesions.append(obj)
+        for k, mound in enumerate(mounds):
+            obj = build_mound(mound, self._sampler, f"mound_{k}")
+            obj.data.materials.append(self._mucosa)  # the wall's own material: same tissue, same texels
             self._lesions.append(obj)
 
     def render(self, spec: dict) -> dict[str, np.ndarray]:
@@ -173,7 +177,7 @@ class FrameRenderer:
         # first frames of the next (a frame differed from the same spec rendered alone, and between
         # runs). A new lumen renders without it, which frees the old copy.
         bpy.context.scene.render.use_persistent_data = not rebuilt
-        self._set_lesions(spec["lesions"], spec["scene"]["mucosa"])
+        self._set_lesions(spec["lesions"], spec["scene"]["mucosa"], spec.get("mounds", []))
         setup_camera(spec["camera"])
         setup_lights(spec["camera"], spec["light"])
         out = self._tmp / "frame.exr"

@@ -207,7 +207,23 @@ class Lesion:
     mottle: tuple = _f("Mottling of the lesion surface: fine paler and redder spots (0: none).", RANGE,
                        lo=0.0, hi=1.0)
     roughness: tuple = _f("Surface roughness of the lesion.", RANGE, lo=0.0, hi=1.0)
+    dome_prob: float = _f("Share of sessile lesions that keep a smooth dome over the wall (0: draped along its "
+                          "normals, which creases tall domes; creased transferred better, docs/RESULTS.md).", PROB)
     color: LesionColor = field(default=None, metadata={"doc": LesionColor.__doc__, "kind": "section"})
+
+
+@dataclass
+class Mounds:
+    """Hard negatives: unlabelled bulges of the normal wall (a fold's knuckle, a submucosal swelling), never in the mask."""
+
+    prob: float = _f("Share of frames with mounds, with or without a lesion (0: none).", PROB)
+    count: tuple = _f("Mounds in such a frame.", INT_RANGE, lo=0, hi=8)
+    size_cm: tuple = _f("Base radius of a mound (cm).", RANGE, positive=True)
+    height: tuple = _f("Height over base radius.", RANGE, lo=0.0, hi=2.0)
+    elongation: tuple = _f("Ratio of the base's two axes.", RANGE, positive=True)
+    lobulation: tuple = _f("Depth of the base's lobes (0: a round outline).", RANGE, lo=0.0, hi=1.0)
+    position_r2: tuple = _f("Where mounds are aimed: squared distance from the image centre, fraction of the "
+                            "field of view.", RANGE, lo=0.0, hi=1.0)
 
 
 @dataclass
@@ -275,6 +291,7 @@ class SceneConfig:
     camera: Camera = field(default=None, metadata={"doc": Camera.__doc__, "kind": "section"})
     light: Light = field(default=None, metadata={"doc": Light.__doc__, "kind": "section"})
     lesion: Lesion = field(default=None, metadata={"doc": Lesion.__doc__, "kind": "section"})
+    mounds: Mounds = field(default=None, metadata={"doc": Mounds.__doc__, "kind": "section"})
     artefacts: Artefacts = field(default=None, metadata={"doc": Artefacts.__doc__, "kind": "section"})
 
     @classmethod
@@ -295,7 +312,8 @@ class SceneConfig:
 
 
 _SECTION_TYPES = {"vessels": Vessels, "color": LesionColor, "overlay": Overlay, "lumen": Lumen, "mucosa": Mucosa,
-                  "camera": Camera, "light": Light, "lesion": Lesion, "artefacts": Artefacts}
+                  "camera": Camera, "light": Light, "lesion": Lesion, "mounds": Mounds,
+                  "artefacts": Artefacts}
 
 
 def _section_type(f) -> type:

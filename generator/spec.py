@@ -42,7 +42,11 @@ from synth.rng import FRAME_STREAM, LESION_STREAM, SCENE_STREAM  # the stream ke
 # 8: `mucosa.mottle`, a fine granular colour of the whole surface, drawn last in the scene stream:
 #    off in the default scene (it brought realism statistics closer but not transfer, docs/RESULTS.md),
 #    so the default frames are spec 7's, pixel for pixel; the specs gain the key.
-SPEC_VERSION = 8
+# 9: `mounds`, hard negatives (unlabelled bulges of the normal wall), and per lesion `keep_dome`, a
+#    sessile lesion's smooth dome instead of one draped along the wall's converging normals (which
+#    creases tall domes), both drawn last in the frame stream and both off in the default scene (they
+#    did not raise transfer, docs/RESULTS.md), so its frames are spec 8's; the specs gain the keys.
+SPEC_VERSION = 9
 
 
 def _rng(*key: int) -> np.random.Generator:
@@ -408,6 +412,54 @@ def sample_lesion(rng: np.random.Generator, sampler: LumenSampler, cam: dict, mu
     return lesion
 
 
+def _reach(o: dict) -> float:
+    """How far a lesion's or mound's body may reach along the wall from its base point (cm): the
+    base outline's largest radius (elongation, lobes) and a tilted stalk's lean."""
+    return (1.15 * o["size"] * max(o["elongation"], 1.0 / o["elongation"]) * (1.0 + o["lobulation"])
+            + 0.65 * o.get("stalk_length", 0.0))
+
+
+def sample_mounds(rng: np.random.Generator, sampler: LumenSampler, cam: dict, lesions: list[dict],
+                  fov_radius: float, sc: SceneConfig) -> list[dict]:
+    """Hard negatives: bulges of the normal wall the camera sees, clear of the scope and of the lesions.
+
+    A mound is the wall's own surface raised (blender_assets.geometry.build_mound): same texels,
+    vessels, speckle and coat as the wall around it, and never in the mask. A U-Net trained on frames
+    where every bulge is a lesion marks real folds and swellings as lesions; with mounds, a bulge
+    alone no longer tells it so.
+    """
+    M = sc.mounds
+    if not rng.random() < M.prob:
+        return []
+    origin = np.asarray(cam["location"], float)
+    mounds = []
+    for _ in range(_ir(rng, M.count)):
+        size, height = _ur(rng, M.size_cm), _ur(rng, M.height)
+        shape = {"spin": _u(rng, 0, TAU), "elongation": _ur(rng, M.elongation), "lobes": _ir(rng, sc.lesion.lobes),
+                 "lobulation": _ur(rng, M.lobulation)}
+        for _ in range(16):
+            rho = fov_radius * math.sqrt(_ur(rng, M.position_r2))
+            phi = _u(rng, 0, TAU)
+            hit = sampler.ray_cast(origin, pixel_direction(cam, rho * math.cos(phi), rho * math.sin(phi)),
+                                   max_dist=14.0)
+            if hit is None:
+                continue
+            dist, s_hit, th_hit = hit
+            if dist < 0.5 + 1.2 * size * height or _camera_in_lesion(origin, sampler, s_hit, th_hit, size, height, 0.0):
+                continue
+            pos = sampler.wall_point(s_hit, th_hit)
+            mound = {"s": s_hit, "theta": th_hit, "location": pos.tolist(),
+                     "normal": sampler.wall_normal(s_hit, th_hit).tolist(), "size": size, "height": height,
+                     "distance": dist, **shape}
+            # Apart from lesions (and earlier mounds): a bulge grown into a lesion would change its outline.
+            if any(np.linalg.norm(pos - np.asarray(o["location"])) < _reach(o) + _reach(mound)
+                   for o in lesions + mounds):
+                continue
+            mounds.append(mound)
+            break
+    return mounds
+
+
 # --------------------------------------------------------------------------- artefacts
 
 
@@ -530,6 +582,10 @@ def frame_spec(*, seed: int, index: int, lesion_prob: float, resolution: int, fr
         "count": _ir(rng, G.count),
         "color_temp": _ur(rng, G.warmth),  # 0 neutral white, 1 slightly warm
     }
+    # Spec version 9: drawn after everything else, so frames without mounds are spec 8's.
+    mounds = sample_mounds(rng, sampler, cam, lesions, min(art["fov_radius"], 1.0) * 0.95, sc)
+    for les in lesions:  # spec version 9, last of all: which sessile lesions keep a smooth dome
+        les["keep_dome"] = bool(rng.random() < sc.lesion.dome_prob)
     return {
         "spec_version": SPEC_VERSION,
         "seed": seed,
@@ -541,6 +597,7 @@ def frame_spec(*, seed: int, index: int, lesion_prob: float, resolution: int, fr
         "camera": cam,
         "light": light,
         "lesions": lesions,
+        "mounds": mounds,
         "artefacts": art,
     }
 

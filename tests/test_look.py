@@ -78,8 +78,9 @@ def test_mottle_grains_the_whole_surface_in_the_tissue_own_hue():
 def test_specs_v4_round_trip_and_carry_the_new_look():
     specs = _specs(2, n=40)
     for s in specs:
-        assert s["spec_version"] == SPEC_VERSION == 8
+        assert s["spec_version"] == SPEC_VERSION == 9
         assert json.loads(json.dumps(s)) == s
+        assert s["mounds"] == [] and all(les["keep_dome"] is False for les in s["lesions"])  # spec 9, off
         assert s["camera"]["view"] in VIEW_TYPES
         assert {"tone", "glint_strength", "chromatic_aberration", "overlay", "sharpen"} <= set(s["artefacts"])
         for les in s["lesions"]:  # spec 6: nodular lesion surfaces

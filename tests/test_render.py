@@ -228,3 +228,26 @@ def test_lesion_surface_options_change_lesion_pixels_and_keep_masks_exact(render
             diff = np.abs(a.image(ra).astype(int) - b.image(rb).astype(int)).sum(axis=2)
             changed += int(diff[ma > 0].mean() > 2)
     assert changed >= 2
+
+
+@pytest.mark.blender
+def test_mounds_raise_the_wall_and_never_enter_the_mask(rendered, tmp_path):
+    """Spec version 9 hard negatives: the same frames with mounds change the wall's pixels outside the
+    lesions, and the masks only ever lose pixels (a mound in front of a lesion hides part of it)."""
+    from synth.generator.scene_config import apply_sets, default_scene
+
+    scene = apply_sets(default_scene(), ["mounds.prob=1", "mounds.count=3,3", "mounds.size_cm=0.5,0.8",
+                                         "mounds.height=0.5,0.6", "mounds.position_r2=0,0.5"]).to_dict()
+    cfg = RenderConfig(n=8, out=str(tmp_path / "mounds"), seed=4, lesion_prob=0.6, scene=scene, **TINY)
+    run_render(cfg, quiet=True)
+    a, b = Dataset.open(rendered), Dataset.open(tmp_path / "mounds")
+    changed = 0
+    for ra, rb in zip(a.records, b.records):
+        ma, mb = a.mask(ra), b.mask(rb)
+        assert not ((mb > 0) & (ma == 0)).any()
+        assert len(b.spec(rb)["mounds"]) > 0
+        outside = (ma == 0) & (mb == 0)
+        diff = np.abs(a.image(ra).astype(int) - b.image(rb).astype(int)).sum(axis=2)
+        changed += int((diff[outside] > 30).mean() > 0.01)
+    assert changed >= 5  # the mounds show on the wall of most frames
+

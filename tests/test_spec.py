@@ -175,3 +175,85 @@ def test_the_scope_stays_clear_of_the_wall_and_of_every_lesion():
                                          les.get("stalk_length", 0.0))
     # Shrinking a lesion that would swallow the scope keeps nearly every lesion frame a lesion frame.
     assert placed >= 0.9 * len(ss)
+
+
+def test_mounds_are_drawn_last_and_keep_clear_of_the_scope_and_of_lesions():
+    """Spec version 9: mounds (unlabelled bulges of the wall) come after every other draw, so a scene
+    with them gives the same frames otherwise; each sits on the wall in view, clear of the scope and
+    apart from every lesion (a bulge grown into a lesion would change its outline and mask)."""
+    from synth.generator.scene_config import apply_sets, default_scene
+    from synth.generator.spec import _camera_in_lesion, _reach
+
+    base = specs(5, range(24), lesion_prob=0.7)
+    assert all(s["mounds"] == [] and s["spec_version"] >= 9 for s in base)  # off in the default scene
+    assert all(les["keep_dome"] is False for s in base for les in s["lesions"])
+    sc = apply_sets(default_scene(), ["mounds.prob=1", "mounds.count=2,3"])
+    ss = list(frame_specs(seed=5, indices=range(24), lesion_prob=0.7, resolution=64, frames_per_scene=4,
+                          min_lesion_pixels=8, render=RENDER, scene_config=sc))
+    for a, b in zip(base, ss):
+        assert json.dumps({k: v for k, v in a.items() if k != "mounds"}) == \
+            json.dumps({k: v for k, v in b.items() if k != "mounds"})
+    assert sum(len(s["mounds"]) for s in ss) >= 2 * len(ss)  # nearly every mound finds a place
+    for i, s in enumerate(ss):
+        sampler = LumenSampler(LumenShape.from_dict(s["scene"]["lumen"]))
+        cam = np.asarray(s["camera"]["location"])
+        for k, m in enumerate(s["mounds"]):
+            assert np.allclose(sampler.wall_point(m["s"], m["theta"]), m["location"])
+            assert not _camera_in_lesion(cam, sampler, m["s"], m["theta"], m["size"], m["height"], 0.0)
+            for o in s["lesions"] + s["mounds"][:k]:
+                assert np.linalg.norm(np.subtract(m["location"], o["location"])) >= _reach(m) + _reach(o)
+
+
+def test_keep_dome_is_drawn_last_per_lesion():
+    """`lesion.dome_prob` (spec version 9) draws one flag per lesion after everything else."""
+    from synth.generator.scene_config import apply_sets, default_scene
+
+    base = specs(6, range(24), lesion_prob=1.0)
+    ss = list(frame_specs(seed=6, indices=range(24), lesion_prob=1.0, resolution=64, frames_per_scene=4,
+                          min_lesion_pixels=8, render=RENDER,
+                          scene_config=apply_sets(default_scene(), ["lesion.dome_prob=1"])))
+    flags = [les["keep_dome"] for s in ss for les in s["lesions"]]
+    assert len(flags) >= 20 and all(flags)
+    strip = lambda s: json.dumps({**s, "lesions": [{k: v for k, v in les.items() if k != "keep_dome"}
+                                                   for les in s["lesions"]]})
+    assert [strip(s) for s in base] == [strip(s) for s in ss]
+
+
+def _folded_upper_faces(verts, faces, world, normal) -> int:
+    """Faces of a dome's upper half that face the other way from the rest: the surface folded over."""
+    a, b, c = world[faces[:, 0]], world[faces[:, 1]], world[faces[:, 2]]
+    d = np.cross(b - a, c - a)
+    ok = np.linalg.norm(d, axis=1) > 1e-12
+    up = verts[faces, 2].min(axis=1) > 0.5 * verts[:, 2].max()
+    d = d @ np.asarray(normal)
+    return int(((np.sign(d) != np.sign(np.median(d[ok & up]))) & ok & up).sum())
+
+
+def test_sessile_lesions_can_keep_their_dome_over_the_curved_wall():
+    """A tall dome offset along the wall's converging normals folds its own top over (creases with
+    bright facets on most sessile polyps); with `keep_dome` (spec version 9 option) only its foot
+    follows the wall."""
+    from synth.generator.lesion_mesh import conform_to_wall, dome_arrays, lesion_basis, wall_under
+
+    cfg = RenderConfig(resolution=256, lesion_prob=1.0)
+    folded = {False: [], True: []}
+    for s in frame_specs(seed=5, indices=range(48), lesion_prob=1.0, resolution=256, frames_per_scene=4,
+                         min_lesion_pixels=cfg.lesion_pixel_threshold, render=cfg.render_settings):
+        sampler = LumenSampler(LumenShape.from_dict(s["scene"]["lumen"]))
+        for les in s["lesions"]:
+            if les["type"] == "sessile":
+                verts, faces = dome_arrays(les)
+                for keep in folded:
+                    world = conform_to_wall(verts, les, sampler, keep_dome=keep)
+                    if keep:  # below the wall (the skirt) the vertices are exactly draped along the wall
+                        skirt = verts[:, 2] <= 0
+                        m = lesion_basis(les)
+                        q = m[:3, 3] + verts[:, :1] * m[:3, 0] + verts[:, 1:2] * m[:3, 1]
+                        base, normals, _, _ = wall_under(q, sampler)
+                        assert skirt.sum() >= 40
+                        assert np.allclose(world[skirt], (base + verts[:, 2:3] * normals)[skirt])
+                    folded[keep].append(_folded_upper_faces(verts, faces, world, les["normal"]))
+    n = len(folded[True])
+    assert n >= 15
+    assert sum(k > 0 for k in folded[False]) > n // 2  # the old draping: most tops folded
+    assert sum(k > 0 for k in folded[True]) <= n // 10 and sum(folded[True]) <= 5
