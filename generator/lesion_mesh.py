@@ -99,9 +99,9 @@ def wall_under(q: np.ndarray, sampler: LumenSampler):
     """Wall points, unit normals, s and theta under points q (m, 3) near the wall, interpolated along
     the lumen between the sampler's centreline samples (0.2 mm apart): its own look-ups snap to the
     nearest sample, a staircase that, offset along the normals, cracked lesion tops into facets."""
-    k = np.clip(np.searchsorted(sampler.s, sampler.local_many(q)[0]), 0, len(sampler.s) - 1)
+    s_near, theta, _ = sampler.local_many(q)
+    k = np.clip(np.searchsorted(sampler.s, s_near), 0, len(sampler.s) - 1)
     s = sampler.s[k] + np.einsum("ij,ij->i", q - sampler.c[k], sampler.t[k])
-    _, theta, _ = sampler.local_many(q)
     lo = np.clip(np.searchsorted(sampler.s, s, side="right") - 1, 0, len(sampler.s) - 2)
     f = np.clip((s - sampler.s[lo]) / (sampler.s[lo + 1] - sampler.s[lo]), 0.0, 1.0)[:, None]
     s_lo, s_hi = sampler.s[lo], sampler.s[lo + 1]
