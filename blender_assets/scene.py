@@ -155,6 +155,7 @@ class FrameRenderer:
         return True
 
     def _set_lesions(self, lesions: list[dict], mucosa: dict, mounds: list[dict]) -> None:
+        """Replace the previous frame's lesions and mounds (both kept in self._lesions) with this frame's."""
         for obj in self._lesions:
             remove_object(obj)
         self._lesions = []

@@ -11,9 +11,7 @@ import math
 
 import numpy as np
 
-from synth.generator.lumen import LumenSampler
-
-TAU = 2.0 * math.pi
+from synth.generator.lumen import TAU, LumenSampler
 
 
 def _grid_faces(n_rows: int, n_cols: int, wrap: bool = True) -> np.ndarray:
